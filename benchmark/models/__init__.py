@@ -1,0 +1,29 @@
+"""Model adapters: how a reward model turns (prompt, response) into one scalar, and where the
+probe hooks attach. `load_adapter` picks one by `--kind`."""
+
+from __future__ import annotations
+
+from benchmark.errors import BenchmarkError
+from benchmark.models.base import Batch, EncodedText, ModelInfo, ProbeSites, RewardAdapter
+from benchmark.models.loading import resolve_device, resolve_dtype, resolve_source
+
+__all__ = ["Batch", "EncodedText", "ModelInfo", "ProbeSites", "RewardAdapter", "load_adapter"]
+
+
+def load_adapter(model: str, kind: str = "classifier", model_id: str | None = None,
+                 revision: str | None = None, device: str = "auto", dtype: str = "auto",
+                 trust_remote_code: bool = False, allow_pickle: bool = False,
+                 attn_implementation: str | None = None, ref_model: str | None = None,
+                 ref_free: bool = False, seed: int = 0) -> RewardAdapter:
+    source = resolve_source(model, model_id, revision)
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    common = dict(device=torch_device, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+                  allow_pickle=allow_pickle, attn_implementation=attn_implementation)
+    if kind == "classifier":
+        from benchmark.models.classifier import ClassifierAdapter
+
+        if ref_model or ref_free:
+            raise BenchmarkError("--ref-model and --ref-free only apply to --kind dpo")
+        return ClassifierAdapter(source, head_seed=seed, **common)
+    raise BenchmarkError(f"unknown --kind {kind!r}; use classifier, dpo or plugin:NAME")

@@ -1,0 +1,93 @@
+"""The results document (DESIGN §6): build it from a run, check it against the schema, write it
+atomically. It is the only contract between the runner, the validator and the app."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import shlex
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from benchmark import BENCHMARK_NAME, PROBE_VERSION, SCHEMA_VERSION, __version__
+from benchmark.data import Pair, load_schema
+from benchmark.ids import submission_name
+from benchmark.jsonio import atomic_write_json
+from benchmark.records import ModelInfo
+
+
+@lru_cache(maxsize=1)
+def results_validator():
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(load_schema("results.schema.json"),
+                                           format_checker=jsonschema.FormatChecker())
+
+
+def schema_errors(doc) -> list[str]:
+    """Schema problems as 'path: message' lines, most specific first."""
+    errors = sorted(results_validator().iter_errors(doc), key=lambda e: (len(list(e.absolute_path)), e.message))
+    out = []
+    for error in errors:
+        path = "/".join(str(p) for p in error.absolute_path) or "document"
+        message = error.message if len(error.message) < 160 else error.message[:157] + "..."
+        out.append(f"{path}: {message}")
+    return out
+
+
+def versions() -> dict[str, str | None]:
+    import importlib.metadata as md
+
+    found: dict[str, str | None] = {"python": platform.python_version(), "tension-bench": __version__}
+    for name in ("torch", "transformers", "datasets", "numpy", "tokenizers", "accelerate"):
+        try:
+            found[name] = md.version(name)
+        except md.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def device_description(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.machine()}:{torch.get_num_threads()} threads"
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    return "tension-bench " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
+
+
+def default_output(model_id: str) -> Path:
+    return Path("results") / submission_name(model_id)
+
+
+def build_document(*, model: ModelInfo, pairs: Sequence[Pair], split: str, fingerprint: str,
+                   rewards: Mapping[str, tuple[float, float]], scores: dict, probe: dict | None,
+                   run: dict, anchors: dict | None = None) -> dict:
+    model_block = {
+        "id": model.id, "revision": model.revision, "kind": model.kind, "architecture": model.architecture,
+        "n_parameters": int(model.n_parameters), "dtype": model.dtype,
+        "chat_template_sha256": model.chat_template_sha256, "license": model.license, "head": model.head,
+        **model.extra,
+    }
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "benchmark": {"name": BENCHMARK_NAME, "version": __version__, "split": split,
+                      "prompt_sets_sha256": fingerprint, "n_pairs": len(pairs), "probe_version": PROBE_VERSION},
+        "model": model_block,
+        "run": {"date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), **run},
+        "scores": scores,
+        "probe": probe,
+        "items": [{"id": p.id, "chosen": rewards[p.id][0], "rejected": rewards[p.id][1]} for p in pairs],
+    }
+    if anchors:
+        doc["anchors"] = anchors
+    return doc
+
+
+def write_document(path: Path, doc: dict) -> None:
+    atomic_write_json(path, doc)
