@@ -82,7 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("action", choices=["stats"])
     da.add_argument("--split", default="test", choices=["test", "train"])
     da.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    tr = commands.add_parser("train-reference", help="train a reference MiniLM reward model offline")
+    tr.add_argument("--objective", required=True, choices=["helpful", "harmless", "mixed"])
+    tr.add_argument("--output", required=True, type=Path, help="folder to save the model in")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--steps", type=_positive, help=argparse.SUPPRESS)
+    tr.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    tr.add_argument("--force", action="store_true", help="retrain even if a matching model is cached")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def cmd_train(args) -> int:
+    from benchmark.train import TrainConfig, train_reference
+
+    _quiet_libraries()
+    config = TrainConfig(objective=args.objective, seed=args.seed)
+    if args.steps:
+        config = TrainConfig(objective=args.objective, seed=args.seed, steps=args.steps)
+    summary = train_reference(args.objective, args.output, seed=args.seed, data_dir=args.data_dir, config=config,
+                              progress=not args.quiet, reuse=not args.force)
+    print(f"{args.objective} reference model in {args.output}: loss {summary['first_loss']:.3f} -> "
+          f"{summary['last_loss']:.3f} over {summary['examples']} examples")
+    return EXIT_OK
 
 
 def cmd_evaluate(args) -> int:
@@ -149,7 +171,7 @@ def cmd_data(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"evaluate": cmd_evaluate, "validate": cmd_validate, "leaderboard": cmd_leaderboard, "data": cmd_data}
+COMMANDS = {"evaluate": cmd_evaluate, "train-reference": cmd_train, "validate": cmd_validate, "leaderboard": cmd_leaderboard, "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
