@@ -78,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
     lb.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
 
+    su = commands.add_parser("submit", help="open a pull request with one results file on a Hub dataset repo")
+    su.add_argument("file", type=Path, help="results file (checked locally first)")
+    su.add_argument("--repo", required=True, help="the results dataset, ORG/NAME")
+    su.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+
+    pu = commands.add_parser("publish", help="build the leaderboard Space and upload it to the Hub")
+    pu.add_argument("--space", required=True, help="the Space, ORG/NAME (created if missing, sdk gradio)")
+    pu.add_argument("--results-repo", help="Hub dataset the Space reads submissions from (a Space variable)")
+    pu.add_argument("--dry-run", type=Path, metavar="DIR", help="write the bundle to DIR instead of uploading")
+    pu.add_argument("--submissions", type=Path, help=argparse.SUPPRESS)
+
     da = commands.add_parser("data", help="prompt-set statistics and validity checks")
     da.add_argument("action", choices=["stats"])
     da.add_argument("--split", default="test", choices=["test", "train"])
@@ -171,7 +182,44 @@ def cmd_data(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"evaluate": cmd_evaluate, "train-reference": cmd_train, "validate": cmd_validate, "leaderboard": cmd_leaderboard, "data": cmd_data}
+def cmd_submit(args) -> int:
+    from benchmark import hub
+    from benchmark.validate import validate_file
+
+    hub.check_repo_id(args.repo, "--repo")
+    if not args.file.is_file():
+        raise BenchmarkError(f"{args.file} does not exist")
+    verdict = validate_file(args.file, data_dir=str(args.data_dir) if args.data_dir else None, require_name=False)
+    if not verdict.ok:
+        print(verdict.line())
+        return EXIT_CHECK_FAILED
+    from benchmark.jsonio import loads_strict
+
+    model_id = loads_strict(args.file.read_text(encoding="utf-8"))["model"]["id"]
+    pr_url = hub.submit_results(args.file, model_id, args.repo)
+    print(f"opened a pull request adding {hub.submission_path_in_repo(model_id)} to {args.repo}: {pr_url}")
+    return EXIT_OK
+
+
+def cmd_publish(args) -> int:
+    from benchmark import hub
+
+    hub.check_repo_id(args.space, "--space")
+    if args.results_repo is not None:
+        hub.check_repo_id(args.results_repo, "--results-repo")
+    if args.dry_run is not None:
+        bundle = hub.build_bundle(args.dry_run, args.submissions)
+        print(f"wrote the Space bundle for {args.space} to {bundle.folder} ({len(bundle.files)} files)")
+        if args.results_repo is not None:
+            print(f"publishing would set the Space variable {hub.RESULTS_REPO_VARIABLE}={args.results_repo}")
+        return EXIT_OK
+    url = hub.publish_space(args.space, args.results_repo, args.submissions)
+    print(f"published the leaderboard to {url}")
+    return EXIT_OK
+
+
+COMMANDS = {"evaluate": cmd_evaluate, "train-reference": cmd_train, "validate": cmd_validate, "leaderboard": cmd_leaderboard, "data": cmd_data,
+            "submit": cmd_submit, "publish": cmd_publish}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
