@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed for anything random (a seeded head)")
     ev.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.add_argument("--no-resume", action="store_true", help="ignore and do not keep a run cache")
+    ev.add_argument("--cache-dir", type=Path, help="run cache root (default .cache/tension-bench/runs)")
 
     va = commands.add_parser("validate", help="check results files (what CI runs on submissions)")
     va.add_argument("paths", nargs="+", help="results files or folders of them")
@@ -131,6 +133,7 @@ def cmd_evaluate(args) -> int:
         allow_pickle=args.allow_pickle, attn_implementation=args.attn_implementation, limit=args.limit,
         subsets=subsets, probe=not args.no_probe, output=args.output, split=args.split,
         data_dir=args.data_dir, seed=args.seed, progress=not args.quiet, reference=args.reference,
+        resume=not args.no_resume, cache_dir=args.cache_dir,
         argv=sys.argv[1:])
     doc, path = run_evaluation(opts)
     print(summary(doc))

@@ -7,7 +7,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 import torch
@@ -45,6 +45,8 @@ class ScoreResult:
     padded_tokens: int
     seconds: float
     nan_texts: list[int] = field(default_factory=list)
+    oom_retries: int = 0
+    resumed_texts: int = 0
 
 
 def _prompt_key(prompt: Prompt):
@@ -104,23 +106,32 @@ def encode_texts(adapter: RewardAdapter, texts: Sequence[tuple[Prompt, str]], ma
     return [adapter.encode(prompt, response, max_length) for prompt, response in texts]
 
 
+def _is_cpu_oom(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return "DefaultCPUAllocator" in text or "not enough memory" in text or "can't allocate memory" in text
+
+
 def score_encoded(adapter: RewardAdapter, encoded: Sequence[EncodedText], batch_size: int | str = "auto",
                   observer: BatchObserver | None = None, progress: bool = True, desc: str = "scoring",
-                  on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
-                  done: np.ndarray | None = None) -> ScoreResult:
-    """Rewards for encoded texts. `done` marks texts already scored (resume): they are skipped and
-    their slots left NaN for the caller to fill. `on_batch(indices, rewards)` sees every batch."""
+                  checkpoint=None) -> ScoreResult:
+    """Rewards for encoded texts. The batch plan depends only on the texts and the batch size, so
+    a resumed run (`checkpoint`, a RunCache) skips finished batches and redoes the rest exactly.
+    On CUDA out-of-memory a batch is halved and retried (counted in `oom_retries`)."""
     start = time.perf_counter()
     rewards = np.full(len(encoded), np.nan, dtype=np.float64)
-    todo = np.arange(len(encoded)) if done is None else np.flatnonzero(~done)
-    lengths = [len(encoded[i].input_ids) for i in todo]
-    batches = [todo[b] for b in plan_batches(lengths, batch_size, adapter.device)] if len(todo) else []
-    tokens = padded = 0
-    bar = tqdm(total=len(todo), desc=desc, unit="text", disable=not progress, file=sys.stderr, leave=False)
-    try:
-        for indices in batches:
-            rows = [encoded[i] for i in indices]
-            batch = collate(rows, adapter.pad_token_id, adapter.device)
+    lengths = [len(e.input_ids) for e in encoded]
+    batches = plan_batches(lengths, batch_size, adapter.device) if encoded else []
+    if checkpoint is not None:
+        rewards[:] = checkpoint.rewards
+    todo = [(i, b) for i, b in enumerate(batches) if checkpoint is None or not checkpoint.is_done(i)]
+    tokens = padded = oom_retries = 0
+    bar = tqdm(total=len(encoded), initial=len(encoded) - sum(len(b) for _, b in todo), desc=desc, unit="text",
+               disable=not progress, file=sys.stderr, leave=False)
+
+    def run(indices: np.ndarray) -> np.ndarray:
+        nonlocal tokens, padded, oom_retries
+        batch = collate([encoded[i] for i in indices], adapter.pad_token_id, adapter.device)
+        try:
             if observer is not None:
                 observer.begin_batch(indices, batch.reward_positions)
             try:
@@ -128,20 +139,39 @@ def score_encoded(adapter: RewardAdapter, encoded: Sequence[EncodedText], batch_
             finally:
                 if observer is not None:
                     observer.end_batch()
-            values = values.detach().to(torch.float64).cpu().numpy()
+        except torch.cuda.OutOfMemoryError:
+            del batch
+            torch.cuda.empty_cache()
+            if len(indices) == 1:
+                raise BenchmarkError("out of GPU memory on a single text; lower --max-length or use a bigger GPU") from None
+            oom_retries += 1
+            half = len(indices) // 2
+            return np.concatenate([run(indices[:half]), run(indices[half:])])
+        except RuntimeError as exc:
+            if _is_cpu_oom(exc):
+                raise BenchmarkError(f"out of CPU memory on a batch of {len(indices)} texts; "
+                                     "rerun with a smaller --batch-size") from None
+            raise
+        tokens += int(batch.attention_mask.sum())
+        padded += batch.attention_mask.numel()
+        return values.detach().to(torch.float64).cpu().numpy()
+
+    try:
+        for batch_index, indices in todo:
+            values = run(indices)
             rewards[indices] = values
-            if on_batch is not None:
-                on_batch(indices, values)
-            tokens += int(batch.attention_mask.sum())
-            padded += batch.attention_mask.numel()
+            if checkpoint is not None:
+                checkpoint.record(batch_index, indices, values,
+                                  flush=observer.arrays() if hasattr(observer, "arrays") else ())
             bar.update(len(indices))
-    except torch.cuda.OutOfMemoryError:
-        raise BenchmarkError("out of GPU memory; rerun with a smaller --batch-size") from None
     finally:
         bar.close()
-    nan_texts = [int(i) for i in todo if math.isnan(rewards[i])]
-    return ScoreResult(rewards, sum(e.truncated for e in encoded), tokens, padded,
-                       time.perf_counter() - start, nan_texts)
+    nan_texts = [int(i) for i in np.flatnonzero(np.isnan(rewards))]
+    result = ScoreResult(rewards, sum(e.truncated for e in encoded), tokens, padded,
+                         time.perf_counter() - start, nan_texts)
+    result.oom_retries = oom_retries
+    result.resumed_texts = len(encoded) - sum(len(b) for _, b in todo)
+    return result
 
 
 def rewards_by_pair(pairs: Sequence[Pair], table: TextTable, text_rewards: np.ndarray) -> dict[str, tuple[float, float]]:

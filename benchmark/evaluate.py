@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from benchmark import __version__
+from benchmark.checkpoint import DEFAULT_CACHE_ROOT, RunCache
 from benchmark.data import Pair, load_pairs, prompt_sets_sha256
 from benchmark.engine import build_text_table, encode_texts, rewards_by_pair, score_encoded
 from benchmark.errors import BenchmarkError
@@ -45,6 +47,7 @@ class EvaluateOptions:
     cache_dir: Path | None = None
     activation_budget_bytes: int | None = None
     reference: bool = False
+    resume: bool = True
     argv: Sequence[str] | None = None
     extra_model: dict = field(default_factory=dict)
 
@@ -99,14 +102,27 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict, Path]:
 
     table = build_text_table(pairs)
     encoded = encode_texts(adapter, table.texts, max_length)
+    fingerprint = prompt_sets_sha256(pairs)
+    cache = None
+    if opts.resume:
+        material = {"model": opts.model, "model_id": adapter.info.id, "revision": opts.revision, "kind": opts.kind,
+                    "ref_model": opts.ref_model, "ref_free": opts.ref_free, "dtype": adapter.info.dtype,
+                    "device": adapter.device.type, "max_length": max_length, "batch_size": opts.batch_size,
+                    "split": opts.split, "prompt_sets_sha256": fingerprint, "probe": opts.probe,
+                    "attn_implementation": opts.attn_implementation, "seed": opts.seed, "version": __version__}
+        cache = RunCache(opts.cache_dir or DEFAULT_CACHE_ROOT, material, len(encoded))
+        if cache.resumed and opts.progress:
+            print(f"resuming: {len(cache.done_batches)} finished batches found in {cache.dir}", file=sys.stderr)
     capture = None
     if opts.probe:
         from benchmark.probe import DEFAULT_BUDGET_BYTES, ActivationCapture
 
         capture = ActivationCapture(adapter.probe_sites(), len(encoded), cache_dir=opts.cache_dir,
-                                    budget_bytes=opts.activation_budget_bytes or DEFAULT_BUDGET_BYTES)
+                                    budget_bytes=opts.activation_budget_bytes or DEFAULT_BUDGET_BYTES,
+                                    storage=cache)
     try:
-        result = score_encoded(adapter, encoded, opts.batch_size, observer=capture, progress=opts.progress)
+        result = score_encoded(adapter, encoded, opts.batch_size, observer=capture, progress=opts.progress,
+                               checkpoint=cache)
     finally:
         if capture is not None:
             capture.close()
@@ -145,11 +161,12 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict, Path]:
         "max_length": int(max_length), "seed": opts.seed, "duration_s": round(time.perf_counter() - started, 3),
         "scoring_s": round(result.seconds, 3), "probe_s": round(probe_seconds, 3),
         "truncated": int(result.truncated), "n_texts": len(encoded), "nan_rewards": 0,
+        "oom_retries": result.oom_retries, "resumed_texts": result.resumed_texts,
         "empty_responses": sum(1 for _, response in table.texts if not response.strip()),
         "trust_remote_code": opts.trust_remote_code, "allow_pickle": opts.allow_pickle,
         "attn_implementation": opts.attn_implementation, "command": command_line(opts.argv),
     }
-    doc = build_document(model=info, pairs=pairs, split=opts.split, fingerprint=prompt_sets_sha256(pairs),
+    doc = build_document(model=info, pairs=pairs, split=opts.split, fingerprint=fingerprint,
                          rewards=rewards, scores=scores, probe=probe_block, run=run)
     problems = schema_errors(doc)
     if problems:  # a bug on our side: never write a document the validator would reject
@@ -157,4 +174,6 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict, Path]:
     from benchmark.results import write_document
 
     write_document(output, doc)
+    if cache is not None:
+        cache.finish()
     return doc, output

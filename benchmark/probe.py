@@ -45,17 +45,21 @@ class ActivationCapture:
     `cache_dir` once they exceed `budget_bytes`)."""
 
     def __init__(self, sites: ProbeSites, n_texts: int, cache_dir: Path | None = None,
-                 budget_bytes: int = DEFAULT_BUDGET_BYTES, unit_dtype=np.float16):
+                 budget_bytes: int = DEFAULT_BUDGET_BYTES, unit_dtype=np.float16, storage=None):
         self.sites = sites
         self.layers = [layer_for(rho, sites.n_blocks) for rho in RHOS]
         self.unique_layers = sorted(set(self.layers))
         self.slot = {layer: i for i, layer in enumerate(self.unique_layers)}
         self.offsets = np.concatenate([[0], np.cumsum(sites.units_per_block)]).astype(np.int64)
         self.total_units = int(self.offsets[-1])
-        self.residual = np.zeros((n_texts, len(self.unique_layers), sites.hidden_size), dtype=np.float32)
+        residual_shape = (n_texts, len(self.unique_layers), sites.hidden_size)
         unit_bytes = n_texts * self.total_units * np.dtype(unit_dtype).itemsize
         self.spill_path = None
-        if unit_bytes > budget_bytes:
+        if storage is not None:   # a RunCache: the stores live on disk and survive a kill
+            self.residual = storage.array("residual", residual_shape, np.float32)
+            self.units = storage.array("units", (n_texts, self.total_units), unit_dtype)
+        elif unit_bytes > budget_bytes:
+            self.residual = np.zeros(residual_shape, dtype=np.float32)
             folder = Path(cache_dir or tempfile.gettempdir())
             folder.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix="activations-", suffix=".bin", dir=folder)
@@ -63,6 +67,7 @@ class ActivationCapture:
             self.spill_path = Path(name)
             self.units = np.memmap(name, dtype=unit_dtype, mode="w+", shape=(n_texts, self.total_units))
         else:
+            self.residual = np.zeros(residual_shape, dtype=np.float32)
             self.units = np.zeros((n_texts, self.total_units), dtype=unit_dtype)
         self._rows: np.ndarray | None = None
         self._positions: torch.Tensor | None = None
@@ -109,6 +114,9 @@ class ActivationCapture:
 
     def end_batch(self) -> None:
         self._rows = self._positions = None
+
+    def arrays(self):
+        return (self.residual, self.units)
 
     def residual_at(self, rho: float) -> np.ndarray:
         return self.residual[:, self.slot[self.layers[RHOS.index(rho)]]]

@@ -1,0 +1,89 @@
+"""Run cache for resumable evaluation: rewards (and the probe's activation stores) live in
+memory-mapped files under a folder keyed by everything that changes the numbers; a progress log
+records finished batches. After a kill, a rerun with the same arguments redoes at most one batch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.jsonio import atomic_write_json
+
+DEFAULT_CACHE_ROOT = Path(".cache") / "tension-bench" / "runs"
+
+
+def run_key(material: dict) -> str:
+    text = json.dumps(material, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+class RunCache:
+    def __init__(self, root: Path, material: dict, n_texts: int):
+        self.material = dict(material, n_texts=n_texts)
+        self.dir = Path(root) / run_key(self.material)
+        self.n_texts = n_texts
+        meta = self.dir / "meta.json"
+        fresh = True
+        if meta.is_file():
+            try:
+                fresh = json.loads(meta.read_text(encoding="utf-8")) != self.material
+            except ValueError:
+                fresh = True
+        if fresh and self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            atomic_write_json(meta, self.material)
+        self.rewards = self.array("rewards", (n_texts,), np.float64, fill=np.nan)
+        self.progress = self.dir / "progress.log"
+        self._done = self._read_progress()
+        self.resumed = len(self._done) > 0
+
+    def array(self, name: str, shape: tuple, dtype, fill=0) -> np.memmap:
+        """A memory-mapped array that survives a kill; created (filled) on first use."""
+        path = self.dir / f"{name}.bin"
+        expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if path.is_file() and path.stat().st_size == expected:
+            return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
+        data = np.memmap(path, dtype=dtype, mode="w+", shape=shape)
+        if fill != 0:
+            data[:] = fill
+        data.flush()
+        return data
+
+    def _read_progress(self) -> set[int]:
+        if not self.progress.is_file():
+            return set()
+        done = set()
+        for line in self.progress.read_text(encoding="utf-8").splitlines():
+            if line.strip().isdigit():      # a torn last line (killed mid-write) is ignored
+                done.add(int(line))
+        return done
+
+    def is_done(self, batch_index: int) -> bool:
+        return batch_index in self._done
+
+    @property
+    def done_batches(self) -> set[int]:
+        return set(self._done)
+
+    def record(self, batch_index: int, indices: np.ndarray, values: np.ndarray, flush=()) -> None:
+        """Persist one batch: data first, then the progress line (so a line means the data is there)."""
+        self.rewards[indices] = values
+        self.rewards.flush()
+        for array in flush:
+            if isinstance(array, np.memmap):
+                array.flush()
+        with open(self.progress, "a", encoding="utf-8") as handle:
+            handle.write(f"{batch_index}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._done.add(batch_index)
+
+    def finish(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
