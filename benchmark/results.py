@@ -28,7 +28,7 @@ def results_validator():
 
 def schema_errors(doc) -> list[str]:
     """Schema problems as 'path: message' lines, most specific first."""
-    errors = sorted(results_validator().iter_errors(doc), key=lambda e: (len(list(e.absolute_path)), e.message))
+    errors = sorted(results_validator().iter_errors(doc), key=lambda e: (-len(list(e.absolute_path)), e.message))
     out = []
     for error in errors:
         path = "/".join(str(p) for p in error.absolute_path) or "document"
