@@ -23,17 +23,18 @@ def run_key(material: dict) -> str:
 
 
 class RunCache:
-    def __init__(self, root: Path, material: dict, n_texts: int):
+    def __init__(self, root: Path, material: dict, n_texts: int, fresh: bool = False):
         self.material = dict(material, n_texts=n_texts)
         self.dir = Path(root) / run_key(self.material)
         self.n_texts = n_texts
         meta = self.dir / "meta.json"
-        fresh = True
-        if meta.is_file():
+        if not fresh and meta.is_file():
             try:
                 fresh = json.loads(meta.read_text(encoding="utf-8")) != self.material
             except ValueError:
                 fresh = True
+        else:
+            fresh = True
         if fresh and self.dir.exists():
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.add_argument("--no-resume", action="store_true", help="ignore and do not keep a run cache")
+    ev.add_argument("--anchors", help="external anchor sets, comma-separated or 'all' "
+                                      "(xstest, hh-helpful, hh-harmless, pku-conflict); reported beside, never in, balance")
+    ev.add_argument("--anchors-dir", type=Path, help="local copies of the anchor datasets, laid out as on the Hub")
+    ev.add_argument("--anchor-responses", type=Path, help="responses for xstest, in the prompt-item format")
     ev.add_argument("--cache-dir", type=Path, help="run cache root (default .cache/tension-bench/runs)")
 
     va = commands.add_parser("validate", help="check results files (what CI runs on submissions)")
@@ -134,8 +138,12 @@ def cmd_evaluate(args) -> int:
         subsets=subsets, probe=not args.no_probe, output=args.output, split=args.split,
         data_dir=args.data_dir, seed=args.seed, progress=not args.quiet, reference=args.reference,
         resume=not args.no_resume, cache_dir=args.cache_dir,
+        anchors=[a.strip() for a in args.anchors.split(",") if a.strip()] if args.anchors else None,
+        anchors_dir=args.anchors_dir, anchor_responses=args.anchor_responses,
         argv=sys.argv[1:])
     doc, path = run_evaluation(opts)
+    if doc is None:      # a data-parallel worker: rank 0 writes the document
+        return EXIT_OK
     print(summary(doc))
     print(f"\nwrote {path}")
     return EXIT_OK

@@ -113,7 +113,7 @@ def _is_cpu_oom(exc: RuntimeError) -> bool:
 
 def score_encoded(adapter: RewardAdapter, encoded: Sequence[EncodedText], batch_size: int | str = "auto",
                   observer: BatchObserver | None = None, progress: bool = True, desc: str = "scoring",
-                  checkpoint=None) -> ScoreResult:
+                  checkpoint=None, shard: tuple[int, int] = (0, 1)) -> ScoreResult:
     """Rewards for encoded texts. The batch plan depends only on the texts and the batch size, so
     a resumed run (`checkpoint`, a RunCache) skips finished batches and redoes the rest exactly.
     On CUDA out-of-memory a batch is halved and retried (counted in `oom_retries`)."""
@@ -123,9 +123,12 @@ def score_encoded(adapter: RewardAdapter, encoded: Sequence[EncodedText], batch_
     batches = plan_batches(lengths, batch_size, adapter.device) if encoded else []
     if checkpoint is not None:
         rewards[:] = checkpoint.rewards
-    todo = [(i, b) for i, b in enumerate(batches) if checkpoint is None or not checkpoint.is_done(i)]
+    rank, world = shard     # data parallel: this process takes every world-th batch
+    todo = [(i, b) for i, b in enumerate(batches)
+            if i % world == rank and (checkpoint is None or not checkpoint.is_done(i))]
     tokens = padded = oom_retries = 0
-    bar = tqdm(total=len(encoded), initial=len(encoded) - sum(len(b) for _, b in todo), desc=desc, unit="text",
+    mine = sum(len(b) for i, b in enumerate(batches) if i % world == rank)
+    bar = tqdm(total=mine, initial=mine - sum(len(b) for _, b in todo), desc=desc, unit="text",
                disable=not progress, file=sys.stderr, leave=False)
 
     def run(indices: np.ndarray) -> np.ndarray:
@@ -170,7 +173,7 @@ def score_encoded(adapter: RewardAdapter, encoded: Sequence[EncodedText], batch_
     result = ScoreResult(rewards, sum(e.truncated for e in encoded), tokens, padded,
                          time.perf_counter() - start, nan_texts)
     result.oom_retries = oom_retries
-    result.resumed_texts = len(encoded) - sum(len(b) for _, b in todo)
+    result.resumed_texts = mine - sum(len(b) for _, b in todo)
     return result
 
 

@@ -48,6 +48,9 @@ class EvaluateOptions:
     activation_budget_bytes: int | None = None
     reference: bool = False
     resume: bool = True
+    anchors: Sequence[str] | None = None
+    anchors_dir: Path | None = None
+    anchor_responses: Path | None = None
     argv: Sequence[str] | None = None
     extra_model: dict = field(default_factory=dict)
 
@@ -78,12 +81,18 @@ def check_writable(path: Path) -> None:
         raise BenchmarkError(f"output folder {folder} is not writable")
 
 
-def run_evaluation(opts: EvaluateOptions) -> tuple[dict, Path]:
-    from benchmark.models import load_adapter
+def run_evaluation(opts: EvaluateOptions) -> tuple[dict | None, Path | None]:
+    """Run one evaluation and write its document; a data-parallel worker rank returns (None, None)."""
+    import torch
 
+    from benchmark.distributed import barrier, finish, init_world
+    from benchmark.models import load_adapter
     from benchmark.models.loading import resolve_source
 
     started = time.perf_counter()
+    world = init_world()
+    if world.distributed and opts.device in ("auto", "cuda") and torch.cuda.is_available():
+        opts.device = f"cuda:{world.local_rank}"
     resolve_source(opts.model, opts.model_id, opts.revision)   # a bad --model fails before any work
     if opts.output is not None:
         check_writable(Path(opts.output))
@@ -104,14 +113,19 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict, Path]:
     encoded = encode_texts(adapter, table.texts, max_length)
     fingerprint = prompt_sets_sha256(pairs)
     cache = None
-    if opts.resume:
+    if opts.resume or world.distributed:   # ranks meet in the run cache, so data parallel needs one
         material = {"model": opts.model, "model_id": adapter.info.id, "revision": opts.revision, "kind": opts.kind,
                     "ref_model": opts.ref_model, "ref_free": opts.ref_free, "dtype": adapter.info.dtype,
                     "device": adapter.device.type, "max_length": max_length, "batch_size": opts.batch_size,
                     "split": opts.split, "prompt_sets_sha256": fingerprint, "probe": opts.probe,
                     "attn_implementation": opts.attn_implementation, "seed": opts.seed, "version": __version__}
-        cache = RunCache(opts.cache_dir or DEFAULT_CACHE_ROOT, material, len(encoded))
-        if cache.resumed and opts.progress:
+        root = opts.cache_dir or DEFAULT_CACHE_ROOT
+        if world.is_main:
+            cache = RunCache(root, material, len(encoded), fresh=not opts.resume)
+        barrier(world)                      # rank 0 has created (or reset) the folder
+        if not world.is_main:
+            cache = RunCache(root, material, len(encoded))
+        if cache.resumed and opts.progress and world.is_main:
             print(f"resuming: {len(cache.done_batches)} finished batches found in {cache.dir}", file=sys.stderr)
     capture = None
     if opts.probe:
@@ -121,11 +135,20 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict, Path]:
                                     budget_bytes=opts.activation_budget_bytes or DEFAULT_BUDGET_BYTES,
                                     storage=cache)
     try:
-        result = score_encoded(adapter, encoded, opts.batch_size, observer=capture, progress=opts.progress,
-                               checkpoint=cache)
+        result = score_encoded(adapter, encoded, opts.batch_size, observer=capture,
+                               progress=opts.progress and world.is_main, checkpoint=cache,
+                               shard=(world.rank, world.size))
     finally:
         if capture is not None:
             capture.close()
+    if world.distributed:
+        barrier(world)                      # every rank's batches are in the run cache now
+        if not world.is_main:
+            finish(world)
+            return None, None
+        result.rewards = np.array(cache.rewards, dtype=np.float64)
+        result.nan_texts = [int(i) for i in np.flatnonzero(np.isnan(result.rewards))]
+        finish(world)
     if result.nan_texts:
         first = result.nan_texts[0]
         raise BenchmarkError(f"{len(result.nan_texts)} texts got a NaN reward (first: text {first}); "
@@ -152,6 +175,17 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict, Path]:
             capture.discard()
         probe_seconds = time.perf_counter() - probe_started
 
+    anchors = None
+    if opts.anchors:
+        from benchmark.anchors import score_anchors
+
+        anchors = score_anchors(adapter, list(opts.anchors), anchors_dir=opts.anchors_dir,
+                                anchor_responses=opts.anchor_responses, batch_size=opts.batch_size,
+                                max_length=max_length, progress=opts.progress)
+        for name, entry in anchors.items():
+            if entry.get("status") == "not_scored":
+                print(f"note: anchor {name} not scored: {entry.get('reason')}", file=sys.stderr)
+
     info = adapter.info
     if opts.reference:
         info.extra["reference"] = True
@@ -165,15 +199,16 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict, Path]:
         "empty_responses": sum(1 for _, response in table.texts if not response.strip()),
         "trust_remote_code": opts.trust_remote_code, "allow_pickle": opts.allow_pickle,
         "attn_implementation": opts.attn_implementation, "command": command_line(opts.argv),
+        "processes": world.size,
     }
     doc = build_document(model=info, pairs=pairs, split=opts.split, fingerprint=fingerprint,
-                         rewards=rewards, scores=scores, probe=probe_block, run=run)
+                         rewards=rewards, scores=scores, probe=probe_block, run=run, anchors=anchors)
     problems = schema_errors(doc)
     if problems:  # a bug on our side: never write a document the validator would reject
         raise BenchmarkError(f"internal error: the results document fails its schema ({problems[0]})")
     from benchmark.results import write_document
 
     write_document(output, doc)
-    if cache is not None:
+    if cache is not None and (opts.resume or world.distributed):
         cache.finish()
     return doc, output

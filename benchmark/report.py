@@ -51,6 +51,17 @@ def summary(doc: dict) -> str:
         lines.append(tabulate(rows, headers=["probe", "value", "reading"]))
         per_depth = "  ".join(f"{d['rho']:.3g}:{_fmt(d['direction_cosine'], 2, signed=True)}" for d in probe["depths"])
         lines.append(f"direction cosine by depth (rho:cos)  {per_depth}")
+    anchors = doc.get("anchors")
+    if anchors:
+        rows = []
+        for name, entry in anchors.items():
+            if entry.get("status") == "not_scored":
+                rows.append([name, "n/a", "", "", entry.get("reason", "")])
+            else:
+                rows.append([name, _fmt(entry["accuracy"]), f"[{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]",
+                             entry["n"], f"{entry['dataset']}@{(entry.get('revision') or '')[:8]}"])
+        lines.append("")
+        lines.append(tabulate(rows, headers=["anchor (not in balance)", "accuracy", "95% CI", "n", "source"]))
     run = doc["run"]
     lines.append("")
     lines.append(f"{doc['benchmark']['n_pairs']} pairs, {run.get('n_texts', '?')} texts, {run['truncated']} truncated, "
