@@ -26,4 +26,24 @@ def load_adapter(model: str, kind: str = "classifier", model_id: str | None = No
         if ref_model or ref_free:
             raise BenchmarkError("--ref-model and --ref-free only apply to --kind dpo")
         return ClassifierAdapter(source, head_seed=seed, **common)
+    if kind == "dpo":
+        from benchmark.models.dpo import DPOAdapter
+
+        if ref_model and ref_free:
+            raise BenchmarkError("--ref-model and --ref-free exclude each other; give one")
+        if not ref_model and not ref_free:
+            raise BenchmarkError("--kind dpo needs --ref-model REF (or --ref-free for the reference-free reward)")
+        ref_source = None
+        if ref_model:
+            try:
+                ref_source = resolve_source(ref_model)
+            except BenchmarkError as exc:
+                raise BenchmarkError(f"--ref-model: {exc}") from None
+        return DPOAdapter(source, ref_source, **common)
+    if kind.startswith("plugin:"):
+        from benchmark.models.plugins import load_plugin
+
+        if ref_model or ref_free:
+            raise BenchmarkError("--ref-model and --ref-free only apply to --kind dpo")
+        return load_plugin(kind.split(":", 1)[1], source, seed=seed, **common)
     raise BenchmarkError(f"unknown --kind {kind!r}; use classifier, dpo or plugin:NAME")

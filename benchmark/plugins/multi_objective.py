@@ -1,0 +1,167 @@
+"""Example plugin `multi-objective`: a sequence classifier with K outputs (say helpfulness and
+harmlessness) combined by a fixed weight vector into one reward, r = Σ_k w_k · logit_k.
+
+The weights come from `tension_bench_weights.json` in the model folder (or Hub repo), e.g.
+{"weights": [0.7, 0.3]}; without that file every output weighs 1/K. Registered as
+`multi-objective = "benchmark.plugins.multi_objective:load"` (group `tension_bench.adapters`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from benchmark.errors import BenchmarkError
+from benchmark.models.base import Batch, EncodedText, HeadFunction, ModelInfo, Prompt, ProbeSites
+from benchmark.models.classifier import _max_positions
+from benchmark.models.loading import (ModelSource, ensure_pad_token, explain_load_error, load_kwargs,
+                                      template_sha256)
+from benchmark.models.sites import locate_probe_sites
+from benchmark.models.text import ConversationEncoder
+
+WEIGHTS_FILE = "tension_bench_weights.json"
+
+
+def parse_weights(text: str, n_outputs: int, where: str) -> list[float]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BenchmarkError(f"{where} is not valid JSON: {exc}") from None
+    weights = data.get("weights") if isinstance(data, dict) else None
+    if not isinstance(weights, list) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights):
+        raise BenchmarkError(f'{where} must hold {{"weights": [...]}}, a list of {n_outputs} finite numbers')
+    if len(weights) != n_outputs:
+        raise BenchmarkError(f"{where} has {len(weights)} weights but the model has {n_outputs} outputs")
+    return [float(w) for w in weights]
+
+
+def read_weights(source: ModelSource, n_outputs: int) -> list[float]:
+    """The weight vector from the model's folder or repo; equal weights when it ships none."""
+    text = None
+    if source.local:
+        path = Path(source.location) / WEIGHTS_FILE
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+    else:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            text = Path(hf_hub_download(source.location, WEIGHTS_FILE, revision=source.revision)).read_text(
+                encoding="utf-8")
+        except EntryNotFoundError:   # also: offline and never downloaded
+            text = None
+        except Exception as exc:
+            raise BenchmarkError(f"cannot fetch {WEIGHTS_FILE} of {source.model_id}: {exc}") from None
+    if text is None:
+        print(f"note: {source.model_id} ships no {WEIGHTS_FILE}; its {n_outputs} outputs weigh 1/{n_outputs} each",
+              file=sys.stderr)
+        return [1.0 / n_outputs] * n_outputs
+    return parse_weights(text, n_outputs, f"{source.model_id}/{WEIGHTS_FILE}")
+
+
+class WeightedHead(torch.nn.Module):
+    """logits(h) · w: the K-output head as one scalar reward of h_L at t*."""
+
+    def __init__(self, logits: torch.nn.Module, weights: torch.Tensor):
+        super().__init__()
+        self.logits = logits
+        self.register_buffer("weights", weights)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.logits(hidden).to(self.weights.dtype) @ self.weights
+
+
+class _EncoderLogits(torch.nn.Module):
+    """An encoder classifier's head (pooler if any, then classifier) as h_L[CLS] → K logits."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.pooler = getattr(model, "pooler", None) or getattr(model.base_model, "pooler", None)
+        self.classifier = model.classifier
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        sequence = hidden[:, None, :]
+        if self.pooler is not None:
+            return self.classifier(self.pooler(sequence))
+        try:  # RoBERTa-style heads read features[:, 0] themselves
+            return self.classifier(sequence)
+        except (RuntimeError, IndexError):
+            return self.classifier(hidden)
+
+
+class MultiObjectiveAdapter:
+    """Like ClassifierAdapter (which insists on one output), with a weighted K-output head."""
+
+    def __init__(self, source: ModelSource, device: torch.device, dtype: torch.dtype,
+                 trust_remote_code: bool = False, allow_pickle: bool = False,
+                 attn_implementation: str | None = None):
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        kwargs = load_kwargs(source, trust_remote_code)
+        try:
+            config = AutoConfig.from_pretrained(source.location, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
+        except Exception as exc:
+            raise explain_load_error(source, exc, allow_pickle) from None
+        if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+            raise BenchmarkError(f"{source.model_id} has no classification head; the multi-objective plugin "
+                                 "needs a trained K-output sequence classifier")
+        model_kwargs = dict(kwargs, dtype=dtype, use_safetensors=None if allow_pickle else True)
+        if attn_implementation:
+            model_kwargs["attn_implementation"] = attn_implementation
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(source.location, config=config,
+                                                                       **model_kwargs)
+        except Exception as exc:
+            raise explain_load_error(source, exc, allow_pickle) from None
+        model.eval().to(device)
+        weights = torch.tensor(read_weights(source, model.config.num_labels), dtype=torch.float32, device=device)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.weights = weights
+        self.pad_token_id = ensure_pad_token(tokenizer, model)
+        # Decoder classifiers (`score` head) read the last token; encoders read [CLS].
+        self.reward_at = "last" if hasattr(model, "score") else "first"
+        self.reward_token = self.reward_at
+        self.encoder = ConversationEncoder(tokenizer, self.reward_at)
+        self.max_positions = _max_positions(model.config, tokenizer)
+        logits = model.score if self.reward_at == "last" else _EncoderLogits(model)
+        self.weighted_head = WeightedHead(logits, weights)
+        self.info = ModelInfo(
+            id=source.model_id, revision=source.revision, kind="plugin:multi-objective",
+            architecture=config.architectures[0], n_parameters=sum(p.numel() for p in model.parameters()),
+            dtype=str(dtype).replace("torch.", ""), chat_template_sha256=template_sha256(tokenizer))
+
+    def encode(self, prompt: Prompt, response: str, max_length: int) -> EncodedText:
+        return self.encoder.encode(prompt, response, max_length)
+
+    @torch.inference_mode()
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        if self.reward_at == "last":
+            rows = torch.arange(batch.input_ids.shape[0], device=batch.input_ids.device)
+            out = self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                        use_cache=False)
+            return self.weighted_head(out[0][rows, batch.reward_positions])
+        kwargs = {"token_type_ids": batch.token_type_ids} if batch.token_type_ids is not None else {}
+        logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs).logits
+        return logits.to(self.weights.dtype) @ self.weights
+
+    def probe_sites(self) -> ProbeSites:
+        return locate_probe_sites(self.model)
+
+    def head(self) -> HeadFunction:
+        return HeadFunction(module=self.weighted_head, apply=lambda module, hidden: module(hidden))
+
+
+def load(source: ModelSource, *, device: torch.device, dtype: torch.dtype, trust_remote_code: bool = False,
+         allow_pickle: bool = False, attn_implementation: str | None = None, seed: int = 0) -> MultiObjectiveAdapter:
+    """The plugin factory (`--kind plugin:multi-objective`); `seed` is unused: nothing is random."""
+    return MultiObjectiveAdapter(source, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                                 allow_pickle=allow_pickle, attn_implementation=attn_implementation)
