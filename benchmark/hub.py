@@ -187,7 +187,10 @@ def download_submissions(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
 
     check_repo_id(repo_id, RESULTS_REPO_VARIABLE)
+    # A fresh folder of plain files: the Hub cache holds symlinks (which the leaderboard refuses to
+    # read) and a reused folder would keep files since deleted from the dataset.
+    target = tempfile.mkdtemp(prefix="tension-bench-results-")
     folder = _call(f"download results dataset {repo_id}", snapshot_download, repo_id=repo_id,
-                   repo_type="dataset", endpoint=hub_endpoint(),
+                   repo_type="dataset", endpoint=hub_endpoint(), local_dir=target,
                    allow_patterns=["submissions/*.json", "submissions/verified.txt"])
     return Path(folder) / "submissions"

@@ -216,10 +216,10 @@ fingerprint, and a recomputation of every score from the per-item rewards it con
 SUBMIT_TEXT = """
 ## Submit a reward model
 
-1. Install the benchmark and evaluate your model (a local folder or a Hub id):
+1. Install the benchmark (`pip install -e .` in a clone of its repository) and evaluate your model
+   (a local folder or a Hub id):
 
    ```
-   pip install tension-bench
    tension-bench evaluate --model ORG/NAME --output results/ORG__NAME.json
    ```
 

@@ -7,10 +7,12 @@ tables are plain strings and numbers, and the Pareto SVG escapes every string it
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -197,7 +199,7 @@ def display_table(table: pd.DataFrame, labels: dict[str, str]):
     return shown.style.format(formats)
 
 
-def datatypes(labels: dict[str, str]) -> list[str]:
+def datatypes() -> list[str]:
     numeric = set(FLOAT_COLUMNS) | {"parameters"}
     return ["number" if column in numeric else "str" for column in DISPLAY_COLUMNS]
 
@@ -212,8 +214,9 @@ def write_once(folder: Path, name: str, text: str) -> str:
     path = Path(folder) / digest / name
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")   # sessions may write the same file at once
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
         os.replace(tmp, path)
     return str(path)
 
@@ -318,7 +321,31 @@ def pareto_svg(table: pd.DataFrame, x_title: str, y_title: str, balance_label: s
     return "\n".join(out)
 
 
+def svg_as_img(svg: str, alt: str) -> str:
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return (f'<img src="data:image/svg+xml;base64,{data}" alt="{html.escape(alt, quote=True)}" '
+            'style="max-width:100%;height:auto"/>')
+
+
 # --- probe -----------------------------------------------------------------------------------
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#7f7f7f"]
+
+
+def color_map(models: Sequence[str]) -> dict[str, str]:
+    """A stable colour per model (its place on the board), so curves are told apart."""
+    return {str(m): PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+
+
+def legend_html(models: Sequence[str], colors: dict[str, str]) -> str:
+    """Colour swatches and model ids; ids are escaped (they are text, never markup)."""
+    items = [f'<span style="margin-right:1.2em;white-space:nowrap">'
+             f'<span style="display:inline-block;width:1.6em;height:3px;vertical-align:middle;margin-right:.4em;'
+             f'background:{colors.get(str(m), "#888")}"></span>{html.escape(str(m), quote=True)}</span>'
+             for m in models]
+    return f'<div style="padding:.2em 0 .6em 0;font-size:.9em">{"".join(items)}</div>'
+
 
 def probe_curves(board: Board, models: Sequence[str] | None, measure: str = "direction_cosine") -> pd.DataFrame:
     measure = measure if measure in ("direction_cosine", "raw_cosine") else "direction_cosine"

@@ -29,3 +29,21 @@ def minidata_dir(tmp_path_factory):
     from tests.minidata import write_minidata
 
     return write_minidata(tmp_path_factory.mktemp("minidata"))
+
+
+@pytest.fixture(scope="session")
+def evaluated_results(tmp_path_factory, minidata_dir):
+    """Two results documents from the real pipeline (tiny Llama reward models, seeds 0 and 1,
+    probe on) over the minidata prompt sets: {model id: path}. Validate them with data_dir=minidata_dir."""
+    from benchmark.evaluate import EvaluateOptions, run_evaluation
+    from benchmark.ids import submission_name
+
+    root = tmp_path_factory.mktemp("evaluated")
+    found = {}
+    for seed, model_id in ((0, "org/tiny-llama-a"), (1, "org/tiny-llama-b")):
+        model = tiny_models.build("llama", root / f"model-{seed}", seed=seed)
+        _, path = run_evaluation(EvaluateOptions(
+            model=str(model), model_id=model_id, data_dir=minidata_dir, probe=True, progress=False,
+            output=root / "results" / submission_name(model_id)))
+        found[model_id] = path
+    return found

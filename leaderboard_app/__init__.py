@@ -1,0 +1,1 @@
+"""The TensionBench leaderboard app (Gradio). Torch-free: it reads results documents only."""
