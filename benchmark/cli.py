@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ref-free", action="store_true", help="DPO without a reference (normalised log-probability)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    ev.add_argument("--device-map", help="shard a large model over the visible GPUs (e.g. auto; needs accelerate)")
     ev.add_argument("--attn-implementation", help="passed to from_pretrained (e.g. sdpa, eager)")
     ev.add_argument("--batch-size", default="auto", type=_batch_size, help="texts per batch, or auto (token budget)")
     ev.add_argument("--max-length", type=_positive, help="token limit (default: the model's)")
@@ -137,7 +138,7 @@ def cmd_evaluate(args) -> int:
         allow_pickle=args.allow_pickle, attn_implementation=args.attn_implementation, limit=args.limit,
         subsets=subsets, probe=not args.no_probe, output=args.output, split=args.split,
         data_dir=args.data_dir, seed=args.seed, progress=not args.quiet, reference=args.reference,
-        resume=not args.no_resume, cache_dir=args.cache_dir,
+        resume=not args.no_resume, cache_dir=args.cache_dir, device_map=args.device_map,
         anchors=[a.strip() for a in args.anchors.split(",") if a.strip()] if args.anchors else None,
         anchors_dir=args.anchors_dir, anchor_responses=args.anchor_responses,
         argv=sys.argv[1:])

@@ -48,6 +48,7 @@ class EvaluateOptions:
     activation_budget_bytes: int | None = None
     reference: bool = False
     resume: bool = True
+    device_map: str | None = None
     anchors: Sequence[str] | None = None
     anchors_dir: Path | None = None
     anchor_responses: Path | None = None
@@ -102,7 +103,8 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict | None, Path | None]:
     adapter = load_adapter(opts.model, kind=opts.kind, model_id=opts.model_id, revision=opts.revision,
                            device=opts.device, dtype=opts.dtype, trust_remote_code=opts.trust_remote_code,
                            allow_pickle=opts.allow_pickle, attn_implementation=opts.attn_implementation,
-                           ref_model=opts.ref_model, ref_free=opts.ref_free, seed=opts.seed)
+                           ref_model=opts.ref_model, ref_free=opts.ref_free, seed=opts.seed,
+                           device_map=opts.device_map)
     output = Path(opts.output) if opts.output is not None else default_output(adapter.info.id)
     check_writable(output)
     max_length = opts.max_length or min(adapter.max_positions, 4096)

@@ -93,3 +93,12 @@ def test_engine_reports_truncated_count(tiny_model_dirs):
     encoded = encode_texts(adapter, [("word " * 200, "ok"), ("hi", "ok")], 48)
     result = score_encoded(adapter, encoded, 2, progress=False)
     assert result.truncated == 1 and np.isfinite(result.rewards).all()
+
+
+def test_device_map_auto_loads_and_scores_the_same(tiny_model_dirs):
+    """--device-map auto goes through accelerate; on a CPU-only machine everything lands on the CPU."""
+    plain = load_adapter(str(tiny_model_dirs["llama"]), device="cpu")
+    sharded = load_adapter(str(tiny_model_dirs["llama"]), device_map="auto")
+    encoded = encode_texts(plain, TEXTS[:6], 256)
+    np.testing.assert_allclose(score_encoded(sharded, encoded, 3, progress=False).rewards,
+                               score_encoded(plain, encoded, 3, progress=False).rewards, atol=1e-5)

@@ -42,7 +42,7 @@ class ClassifierAdapter:
 
     def __init__(self, source: ModelSource, device: torch.device, dtype: torch.dtype,
                  trust_remote_code: bool = False, allow_pickle: bool = False, head_seed: int = 0,
-                 attn_implementation: str | None = None):
+                 attn_implementation: str | None = None, device_map: str | None = None):
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         kwargs = load_kwargs(source, trust_remote_code)
@@ -55,6 +55,8 @@ class ClassifierAdapter:
         model_kwargs = dict(kwargs, dtype=dtype, use_safetensors=None if allow_pickle else True)
         if attn_implementation:
             model_kwargs["attn_implementation"] = attn_implementation
+        if device_map:   # shard a large model over the visible GPUs (accelerate)
+            model_kwargs["device_map"] = device_map
         if not has_head:
             # A bare encoder/LM checkpoint: the demo's packaged MiniLM. Seed the new scalar head.
             config.num_labels = 1
@@ -68,7 +70,11 @@ class ClassifierAdapter:
         if model.config.num_labels != 1:
             raise BenchmarkError(f"{source.model_id} has {model.config.num_labels} outputs; a reward model needs "
                                  "one scalar (use --kind plugin:multi-objective for multi-output heads)")
-        model.eval().to(device)
+        model.eval()
+        if device_map:
+            device = model.get_input_embeddings().weight.device   # inputs go where the embeddings are
+        else:
+            model.to(device)
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
