@@ -19,18 +19,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def _batch_size(value: str):
-    if value == "auto":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a positive integer or auto") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer or auto")
-    return number
-
-
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -39,6 +27,16 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError("must be a positive integer")
     return number
+
+
+def _batch_size(value: str):
+    """A positive number of texts per batch, or "auto" (a token budget)."""
+    if value == "auto":
+        return value
+    try:
+        return _positive(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError("must be a positive integer or auto") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

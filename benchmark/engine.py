@@ -3,7 +3,6 @@ right-padded batches under `torch.inference_mode`, with optional activation hook
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -143,7 +142,6 @@ def score_encoded(adapter: RewardAdapter, encoded: Sequence[EncodedText], batch_
                 if observer is not None:
                     observer.end_batch()
         except torch.cuda.OutOfMemoryError:
-            del batch
             torch.cuda.empty_cache()
             if len(indices) == 1:
                 raise BenchmarkError("out of GPU memory on a single text; lower --max-length or use a bigger GPU") from None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from benchmark.data import load_pairs  # noqa: E402
 from benchmark.engine import build_text_table, encode_texts, score_encoded  # noqa: E402
 from benchmark.evaluate import EvaluateOptions, run_evaluation  # noqa: E402
 from benchmark.models import load_adapter  # noqa: E402
+from benchmark.models.base import Batch  # noqa: E402
 from benchmark.probe import ActivationCapture  # noqa: E402
 
 
@@ -72,7 +72,6 @@ def rewardbench_loop(model_path: str, pairs, device: str, dtype: str, batch_size
     rejected in separate passes, model load included."""
     start = time.perf_counter()
     adapter = load_adapter(model_path, device=device, dtype=dtype)
-    model, tokenizer = adapter.model, adapter.tokenizer
     enc = adapter.encoder
     rewards = {}
     padded_tokens = 0
@@ -91,9 +90,6 @@ def rewardbench_loop(model_path: str, pairs, device: str, dtype: str, batch_size
                     if types is not None:
                         types[row, :len(e.input_ids)] = torch.tensor(e.token_type_ids)
                 padded_tokens += mask.numel()
-                batch = type("B", (), {})()
-                from benchmark.models.base import Batch
-
                 batch = Batch(input_ids.to(adapter.device), mask.to(adapter.device),
                               torch.tensor([e.reward_index for e in ids], device=adapter.device),
                               types.to(adapter.device) if types is not None else None)

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from benchmark.cli import main
 from tests.conftest import REPO
 

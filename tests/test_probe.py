@@ -127,8 +127,6 @@ def test_probe_is_batch_size_independent(planted_run, tmp_path):
 
 
 def test_hooks_are_removed_after_the_run(tiny_model_dirs, minidata_dir, tmp_path):
-    from benchmark.evaluate import EvaluateOptions, run_evaluation
-
     adapter = load_adapter(str(tiny_model_dirs["qwen2"]), device="cpu")
     texts = [("a question", "an answer"), ("another", "reply here")]
     before = score_encoded(adapter, encode_texts(adapter, texts, 64), 2, progress=False).rewards

@@ -1,16 +1,13 @@
 """Evaluation runs that survive kills, broken models and unsafe checkpoints."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
-from benchmark.cli import main
 from tests import tiny_models
 from tests.conftest import REPO
 from tests.minidata import write_minidata

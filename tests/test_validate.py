@@ -2,7 +2,6 @@
 
 import copy
 import json
-import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -127,7 +126,7 @@ def test_mutations_are_rejected_or_still_consistent(valid, minidata_dir, tmp_pat
     else:
         set_path(doc, list(path), data.draw(st.one_of(st.none(), st.booleans(), st.text(max_size=5),
                                                       st.integers(-3, 3), st.floats(allow_nan=False))))
-    path_file = tmp_path / f"org__model.json"
+    path_file = tmp_path / "org__model.json"
     path_file.write_text(json.dumps(doc, allow_nan=True))
     verdict = validate_file(path_file, data_dir=str(minidata_dir))     # must never raise
     if verdict.ok:

@@ -8,7 +8,7 @@ import torch
 
 from benchmark.errors import BenchmarkError
 from benchmark.models.base import Batch, EncodedText, HeadFunction, ModelInfo, Prompt, ProbeSites
-from benchmark.models.loading import (ModelSource, ensure_pad_token, explain_load_error, load_kwargs,
+from benchmark.models.loading import (ModelSource, ensure_pad_token, load_config_and_tokenizer, load_model,
                                       template_sha256)
 from benchmark.models.sites import locate_probe_sites
 from benchmark.models.text import ConversationEncoder
@@ -43,30 +43,19 @@ class ClassifierAdapter:
     def __init__(self, source: ModelSource, device: torch.device, dtype: torch.dtype,
                  trust_remote_code: bool = False, allow_pickle: bool = False, head_seed: int = 0,
                  attn_implementation: str | None = None, device_map: str | None = None):
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
-        kwargs = load_kwargs(source, trust_remote_code)
-        try:
-            config = AutoConfig.from_pretrained(source.location, **kwargs)
-            tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
-        except Exception as exc:  # transformers raises OSError/ValueError/... with long texts
-            raise explain_load_error(source, exc, allow_pickle) from None
+        config, tokenizer = load_config_and_tokenizer(source, trust_remote_code, allow_pickle)
         has_head = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
-        model_kwargs = dict(kwargs, dtype=dtype, use_safetensors=None if allow_pickle else True)
-        if attn_implementation:
-            model_kwargs["attn_implementation"] = attn_implementation
-        if device_map:   # shard a large model over the visible GPUs (accelerate)
-            model_kwargs["device_map"] = device_map
         if not has_head:
             # A bare encoder/LM checkpoint: the demo's packaged MiniLM. Seed the new scalar head.
             config.num_labels = 1
             torch.manual_seed(head_seed)
             print(f"note: {source.model_id} has no reward head; initialised a scalar head with seed "
                   f"{head_seed} (its scores only exercise the pipeline)", file=sys.stderr)
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(source.location, config=config, **model_kwargs)
-        except Exception as exc:
-            raise explain_load_error(source, exc, allow_pickle) from None
+        model = load_model(AutoModelForSequenceClassification, source, config, dtype=dtype,
+                           trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
+                           attn_implementation=attn_implementation, device_map=device_map)
         if model.config.num_labels != 1:
             raise BenchmarkError(f"{source.model_id} has {model.config.num_labels} outputs; a reward model needs "
                                  "one scalar (use --kind plugin:multi-objective for multi-output heads)")

@@ -10,8 +10,7 @@ import torch
 from benchmark.errors import BenchmarkError
 from benchmark.models.base import Batch, EncodedText, ModelInfo, Prompt, ProbeSites
 from benchmark.models.classifier import _max_positions
-from benchmark.models.loading import (ModelSource, ensure_pad_token, explain_load_error, load_kwargs,
-                                      template_sha256)
+from benchmark.models.loading import (ensure_pad_token, load_config_and_tokenizer, load_model, ModelSource, template_sha256)
 from benchmark.models.sites import locate_probe_sites
 from benchmark.models.text import ConversationEncoder, as_turns
 
@@ -37,24 +36,14 @@ def _common_suffix(a, b) -> int:
 def load_causal_lm(source: ModelSource, device: torch.device, dtype: torch.dtype, trust_remote_code: bool,
                    allow_pickle: bool, attn_implementation: str | None):
     """(config, tokenizer, model) for a causal LM, with the same safety rules as classifiers."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    kwargs = load_kwargs(source, trust_remote_code)
-    try:
-        config = AutoConfig.from_pretrained(source.location, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
-    except Exception as exc:  # transformers raises OSError/ValueError/... with long texts
-        raise explain_load_error(source, exc, allow_pickle) from None
+    config, tokenizer = load_config_and_tokenizer(source, trust_remote_code, allow_pickle)
     if any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
         raise BenchmarkError(f"{source.model_id} is a sequence classifier, not a language model; "
                              "use --kind classifier")
-    model_kwargs = dict(kwargs, dtype=dtype, use_safetensors=None if allow_pickle else True)
-    if attn_implementation:
-        model_kwargs["attn_implementation"] = attn_implementation
-    try:
-        model = AutoModelForCausalLM.from_pretrained(source.location, config=config, **model_kwargs)
-    except Exception as exc:
-        raise explain_load_error(source, exc, allow_pickle) from None
+    model = load_model(AutoModelForCausalLM, source, config, dtype=dtype, trust_remote_code=trust_remote_code,
+                       allow_pickle=allow_pickle, attn_implementation=attn_implementation)
     model.eval().to(device)
     return config, tokenizer, model
 

@@ -113,3 +113,30 @@ def ensure_pad_token(tokenizer, model) -> int:
         text_config.pad_token_id = pad
         model.config.pad_token_id = pad
     return pad
+
+
+def load_config_and_tokenizer(source: ModelSource, trust_remote_code: bool, allow_pickle: bool):
+    """AutoConfig and AutoTokenizer for a source, with load errors turned into one line."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    kwargs = load_kwargs(source, trust_remote_code)
+    try:
+        return (AutoConfig.from_pretrained(source.location, **kwargs),
+                AutoTokenizer.from_pretrained(source.location, **kwargs))
+    except Exception as exc:  # transformers raises OSError/ValueError/... with long texts
+        raise explain_load_error(source, exc, allow_pickle) from None
+
+
+def load_model(auto_class, source: ModelSource, config, *, dtype: torch.dtype, trust_remote_code: bool,
+               allow_pickle: bool, attn_implementation: str | None = None, device_map: str | None = None):
+    """`auto_class.from_pretrained` with our safety defaults: safetensors only unless allow_pickle."""
+    kwargs = dict(load_kwargs(source, trust_remote_code), dtype=dtype,
+                  use_safetensors=None if allow_pickle else True)
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if device_map:   # shard a large model over the visible GPUs (accelerate)
+        kwargs["device_map"] = device_map
+    try:
+        return auto_class.from_pretrained(source.location, config=config, **kwargs)
+    except Exception as exc:
+        raise explain_load_error(source, exc, allow_pickle) from None

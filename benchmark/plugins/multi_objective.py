@@ -18,8 +18,7 @@ import torch
 from benchmark.errors import BenchmarkError
 from benchmark.models.base import Batch, EncodedText, HeadFunction, ModelInfo, Prompt, ProbeSites
 from benchmark.models.classifier import _max_positions
-from benchmark.models.loading import (ModelSource, ensure_pad_token, explain_load_error, load_kwargs,
-                                      template_sha256)
+from benchmark.models.loading import (ensure_pad_token, load_config_and_tokenizer, load_model, ModelSource, template_sha256)
 from benchmark.models.sites import locate_probe_sites
 from benchmark.models.text import ConversationEncoder
 
@@ -101,25 +100,15 @@ class MultiObjectiveAdapter:
     def __init__(self, source: ModelSource, device: torch.device, dtype: torch.dtype,
                  trust_remote_code: bool = False, allow_pickle: bool = False,
                  attn_implementation: str | None = None):
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
-        kwargs = load_kwargs(source, trust_remote_code)
-        try:
-            config = AutoConfig.from_pretrained(source.location, **kwargs)
-            tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
-        except Exception as exc:
-            raise explain_load_error(source, exc, allow_pickle) from None
+        config, tokenizer = load_config_and_tokenizer(source, trust_remote_code, allow_pickle)
         if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
             raise BenchmarkError(f"{source.model_id} has no classification head; the multi-objective plugin "
                                  "needs a trained K-output sequence classifier")
-        model_kwargs = dict(kwargs, dtype=dtype, use_safetensors=None if allow_pickle else True)
-        if attn_implementation:
-            model_kwargs["attn_implementation"] = attn_implementation
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(source.location, config=config,
-                                                                       **model_kwargs)
-        except Exception as exc:
-            raise explain_load_error(source, exc, allow_pickle) from None
+        model = load_model(AutoModelForSequenceClassification, source, config, dtype=dtype,
+                           trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
+                           attn_implementation=attn_implementation)
         model.eval().to(device)
         weights = torch.tensor(read_weights(source, model.config.num_labels), dtype=torch.float32, device=device)
         self.model = model
