@@ -46,6 +46,32 @@ def main() -> None:
     verdict_h = ("below" if gap_helpful < 0 else "above") + (" (CIs do not overlap)" if separated(m, h, "helpful") else " (CIs overlap)")
     verdict_s = ("below" if gap_harmless < 0 else "above") + (" (CIs do not overlap)" if separated(m, s, "harmless") else " (CIs overlap)")
     reproduces = gap_helpful < 0 and gap_harmless < 0
+    clear = [name for name, gap, a, b in (("helpfulness", gap_helpful, m, h), ("harmlessness", gap_harmless, m, s))
+             if gap < 0 and separated(a, b, "helpful" if name == "helpfulness" else "harmless")]
+    if reproduces:
+        summary = ("So the mixed model is below the single-objective model on both objectives, the direction the "
+                   "paper reports; the gap is outside the bootstrap noise for " + (" and ".join(clear) or "neither")
+                   + " and within it otherwise.")
+    else:
+        summary = ("So the miniature does not reproduce the paper's direction on both objectives: the mixed model "
+                   "is not below the single-objective model on "
+                   + " and ".join(n for n, g in (("helpfulness", gap_helpful), ("harmlessness", gap_harmless)) if g >= 0) + ".")
+    probes = {o: d["probe"] for o, d in docs.items()}
+    max_delta = max(abs(c[f"{side}_delta"]) for p in probes.values() for c in p["ablations"]["conditions"]
+                    for side in ("helpful", "harmless"))
+    probe_text = (
+        f"In the probe, the single-objective models show the conflict at the reward head: their gradient "
+        f"conflict is {probes['helpful']['gradient_conflict']:+.2f} (helpful-only) and "
+        f"{probes['harmless']['gradient_conflict']:+.2f} (harmless-only) - a step that improves one objective "
+        f"worsens the other - against {probes['mixed']['gradient_conflict']:+.2f} for the mixed model; their refusal "
+        f"flip is {probes['helpful']['refusal_flip']:+.2f} and {probes['harmless']['refusal_flip']:+.2f} (the "
+        f"same 'complies' direction whatever the prompt) against {probes['mixed']['refusal_flip']:+.2f} for the mixed "
+        f"model, which has learned to separate benign from harmful compliance. Neuron sets are small (k = "
+        f"{probes['mixed']['neurons']['k']} of {probes['mixed']['total_units']} units) and no ablation moves "
+        f"accuracy by more than {max_delta:.3f}, so interference is near zero in all three; the whitened direction "
+        f"cosines are positive (tension index {probes['helpful']['tension_index']:+.2f}, "
+        f"{probes['harmless']['tension_index']:+.2f}, {probes['mixed']['tension_index']:+.2f}), i.e. the shared "
+        f"encoder's helpful and harmless preference directions still point the same way.")
     text = f"""# Reference reward models: the paper's experiment in miniature
 
 arXiv 2606.13209 trains reward models on helpfulness only, harmlessness only, and both, and finds
@@ -63,16 +89,14 @@ the objective differs), then evaluated on the test split with the probe.
 **Against the paper's claim.** On its own objective the mixed model scores {m['helpful']:.3f} helpful vs
 {h['helpful']:.3f} for the helpful-only model ({gap_helpful:+.3f}, {verdict_h}) and {m['harmless']:.3f}
 harmless vs {s['harmless']:.3f} for the harmless-only model ({gap_harmless:+.3f}, {verdict_s}).
-{"The miniature reproduces the direction of the paper's finding on both objectives." if reproduces else
- "The miniature does not reproduce the paper's finding on both objectives: " +
- ("the mixed model is not worse on helpfulness" if gap_helpful >= 0 else "") +
- (" and " if gap_helpful >= 0 and gap_harmless >= 0 else "") +
- ("the mixed model is not worse on harmlessness" if gap_harmless >= 0 else "") + "."}
+{summary}
 The single-objective models pay for their focus on the other side: the helpful-only model's
 harmless score is {h['harmless']:.3f} and the harmless-only model's helpful score is {s['helpful']:.3f},
 which is the conflict the benchmark is built to expose. A 22M-parameter encoder trained for
 100 steps of 8 pairs drawn from 620 train pairs is far from the paper's
 scale; read these as a working demonstration of the measurements, not as a replication.
+
+{probe_text}
 
 Reproduce (about 9 minutes per model on 2 CPU cores):
 
