@@ -27,6 +27,10 @@ class BatchObserver(Protocol):
 
     def end_batch(self) -> None: ...
 
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The stores a checkpoint must flush before it records a finished batch."""
+        ...
+
 
 @dataclass
 class TextTable:
@@ -163,16 +167,13 @@ def score_encoded(adapter: RewardAdapter, encoded: Sequence[EncodedText], batch_
             rewards[indices] = values
             if checkpoint is not None:
                 checkpoint.record(batch_index, indices, values,
-                                  flush=observer.arrays() if hasattr(observer, "arrays") else ())
+                                  flush=observer.arrays() if observer is not None else ())
             bar.update(len(indices))
     finally:
         bar.close()
-    nan_texts = [int(i) for i in np.flatnonzero(np.isnan(rewards))]
-    result = ScoreResult(rewards, sum(e.truncated for e in encoded), tokens, padded,
-                         time.perf_counter() - start, nan_texts)
-    result.oom_retries = oom_retries
-    result.resumed_texts = mine - sum(len(b) for _, b in todo)
-    return result
+    return ScoreResult(rewards, sum(e.truncated for e in encoded), tokens, padded, time.perf_counter() - start,
+                       nan_texts=[int(i) for i in np.flatnonzero(np.isnan(rewards))], oom_retries=oom_retries,
+                       resumed_texts=mine - sum(len(b) for _, b in todo))
 
 
 def rewards_by_pair(pairs: Sequence[Pair], table: TextTable, text_rewards: np.ndarray) -> dict[str, tuple[float, float]]:

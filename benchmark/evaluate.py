@@ -106,7 +106,8 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict | None, Path | None]:
                            ref_model=opts.ref_model, ref_free=opts.ref_free, seed=opts.seed,
                            device_map=opts.device_map)
     output = Path(opts.output) if opts.output is not None else default_output(adapter.info.id)
-    check_writable(output)
+    if opts.output is None:   # an explicit --output was checked before any work
+        check_writable(output)
     max_length = opts.max_length or min(adapter.max_positions, 4096)
     if max_length < 8:
         raise BenchmarkError("--max-length must be at least 8 tokens")
@@ -211,6 +212,6 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict | None, Path | None]:
     from benchmark.results import write_document
 
     write_document(output, doc)
-    if cache is not None and (opts.resume or world.distributed):
+    if cache is not None:
         cache.finish()
     return doc, output

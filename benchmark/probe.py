@@ -55,11 +55,12 @@ class ActivationCapture:
         residual_shape = (n_texts, len(self.unique_layers), sites.hidden_size)
         unit_bytes = n_texts * self.total_units * np.dtype(unit_dtype).itemsize
         self.spill_path = None
-        if storage is not None:   # a RunCache: the stores live on disk and survive a kill
-            self.residual = storage.array("residual", residual_shape, np.float32)
+        # with a RunCache the stores live on disk and survive a kill
+        self.residual = (storage.array("residual", residual_shape, np.float32) if storage is not None
+                         else np.zeros(residual_shape, dtype=np.float32))
+        if storage is not None:
             self.units = storage.array("units", (n_texts, self.total_units), unit_dtype)
         elif unit_bytes > budget_bytes:
-            self.residual = np.zeros(residual_shape, dtype=np.float32)
             folder = Path(cache_dir or tempfile.gettempdir())
             folder.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix="activations-", suffix=".bin", dir=folder)
@@ -67,7 +68,6 @@ class ActivationCapture:
             self.spill_path = Path(name)
             self.units = np.memmap(name, dtype=unit_dtype, mode="w+", shape=(n_texts, self.total_units))
         else:
-            self.residual = np.zeros(residual_shape, dtype=np.float32)
             self.units = np.zeros((n_texts, self.total_units), dtype=unit_dtype)
         self._rows: np.ndarray | None = None
         self._positions: torch.Tensor | None = None
