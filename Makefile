@@ -8,7 +8,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOK
 REFERENCE_DIR ?= .cache/reference
 SEED ?= 0
 
-.PHONY: install test demo app bench reference chromium clean
+.PHONY: install test demo app bench reference chromium clean verify
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ reference: $(STAMP)
 
 app: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m leaderboard_app.app
+
+# Maintainers, before adding a model to maintainers/verified.json: re-score a seeded sample of a
+# results file with the model it names (make verify FILE=submissions/ORG__NAME.json MODEL=ORG/NAME,
+# optionally REVISION=<commit> SAMPLE=64 SALT=<a value the submitter cannot know>).
+verify: $(STAMP)
+	@test -n "$(FILE)" -a -n "$(MODEL)" || { echo "usage: make verify FILE=results.json MODEL=ORG/NAME|PATH [REVISION=R] [SAMPLE=N] [SALT=S]"; exit 2; }
+	HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false $(BIN)/tension-bench verify $(FILE) --model $(MODEL) $(if $(REVISION),--revision $(REVISION)) \
+	  $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(SALT),--salt $(SALT))
 
 bench: $(STAMP)
 	$(OFFLINE) $(BIN)/python benchmarks/bench.py

@@ -4,7 +4,7 @@ The pipeline (prompt sets → adapter → engine → probe → metrics → resul
 is laid out one stage per module; see DESIGN.md for the contracts between them.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 BENCHMARK_NAME = "TensionBench"
-SCHEMA_VERSION = "1.0"
-PROBE_VERSION = "1"
+SCHEMA_VERSION = "2.0"
+PROBE_VERSION = "2"

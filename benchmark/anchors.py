@@ -27,12 +27,14 @@ Local copies (`anchors_dir`): DIR/<hub id>/ laid out exactly as the Hub reposito
 revision, e.g. `huggingface-cli download Anthropic/hh-rlhf --repo-type dataset --revision REV
 --local-dir DIR/Anthropic/hh-rlhf`; the files are read through the same `datasets.load_dataset`
 ("json" / "csv" builders). Accuracy counts an exact tie as half a win (metrics.pair_win); CIs are
-percentile bootstraps over pairs (1,000 resamples, numpy.random.default_rng(0), per anchor).
+percentile bootstraps clustered by prompt (metrics.cluster_bootstrap: 1,000 resamples,
+numpy.random.default_rng(0), per anchor).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ import numpy as np
 
 from benchmark.errors import BenchmarkError
 from benchmark.jsonio import StrictJSONError, loads_strict
-from benchmark.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, pair_win
+from benchmark.metrics import cluster_bootstrap, pair_win, percentile_ci
 from benchmark.models.base import Prompt
 
 # Pinned Hub commits. Each sha was read from public code that pins or caches this exact revision
@@ -353,18 +355,12 @@ def load_rows(spec: AnchorSpec, anchors_dir: Path | None = None):
 # Statistics
 
 
-def bootstrap_ci(wins: np.ndarray) -> list[float]:
-    """Percentile bootstrap over pairs, BOOTSTRAP_RESAMPLES resamples, default_rng(BOOTSTRAP_SEED)."""
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    draws = rng.integers(0, len(wins), size=(BOOTSTRAP_RESAMPLES, len(wins)))
-    lo, hi = np.percentile(wins[draws].mean(axis=1), [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
 def group_stats(pairs: Sequence[AnchorPair], rewards: dict[str, tuple[float, float]]) -> dict:
+    """Accuracy with the benchmark's one cluster bootstrap (pairs sharing a prompt move together)."""
     wins = np.array([pair_win(*rewards[p.id]) for p in pairs], dtype=np.float64)
-    return {"accuracy": float(wins.mean()), "ci95": bootstrap_ci(wins), "n": len(pairs),
-            "ties": int(np.sum(wins == 0.5))}
+    clusters = [json.dumps(p.prompt, sort_keys=True) for p in pairs]
+    return {"accuracy": float(wins.mean()), "ci95": percentile_ci(cluster_bootstrap(wins, clusters)),
+            "n": len(pairs), "ties": int(np.sum(wins == 0.5))}
 
 
 def _skips(counter: Counter) -> dict:

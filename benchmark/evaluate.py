@@ -39,7 +39,8 @@ class EvaluateOptions:
     limit: int | None = None
     subsets: Sequence[str] | None = None
     probe: bool = True
-    output: Path | None = None
+    output: Path | str | None = None     # "-": write the JSON to stdout
+    force: bool = False                 # replace a results file that holds more than this run will
     split: str = "test"
     data_dir: Path | None = None
     seed: int = 0
@@ -49,6 +50,7 @@ class EvaluateOptions:
     reference: bool = False
     resume: bool = True
     device_map: str | None = None
+    seeded_head: bool = False
     anchors: Sequence[str] | None = None
     anchors_dir: Path | None = None
     anchor_responses: Path | None = None
@@ -82,6 +84,36 @@ def check_writable(path: Path) -> None:
         raise BenchmarkError(f"output folder {folder} is not writable")
 
 
+def _holds_more(path: Path, complete: bool, probe: bool) -> str | None:
+    """What an existing results file at `path` has that this run would lose, if anything."""
+    from benchmark.jsonio import loads_strict
+
+    try:
+        existing = loads_strict(path.read_text(encoding="utf-8"))
+        had_complete = existing["benchmark"].get("complete", True)
+        had_probe = existing.get("probe") is not None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None    # not a results document we can read: nothing of ours to protect
+    if had_complete and not complete:
+        return "a full run, and this run is partial (--limit/--subsets)"
+    if had_probe and not probe:
+        return "a run with the probe, and this run has --no-probe"
+    return None
+
+
+def check_output(path: Path, complete: bool, probe: bool, force: bool) -> None:
+    """Refuse, before any work, an output that cannot be written or that would silently replace a
+    results file holding more than this run will produce."""
+    from benchmark.jsonio import check_replaceable
+
+    check_writable(path)
+    check_replaceable(path)
+    if path.is_file() and not force:
+        lost = _holds_more(path, complete, probe)
+        if lost:
+            raise BenchmarkError(f"{path} holds {lost}; choose another --output, or pass --force to replace it")
+
+
 def run_evaluation(opts: EvaluateOptions) -> tuple[dict | None, Path | None]:
     """Run one evaluation and write its document; a data-parallel worker rank returns (None, None)."""
     import torch
@@ -95,19 +127,22 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict | None, Path | None]:
     if world.distributed and opts.device in ("auto", "cuda") and torch.cuda.is_available():
         opts.device = f"cuda:{world.local_rank}"
     resolve_source(opts.model, opts.model_id, opts.revision)   # a bad --model fails before any work
-    if opts.output is not None:
-        check_writable(Path(opts.output))
-    pairs = limit_pairs(load_pairs(opts.split, opts.data_dir, opts.subsets), opts.limit)
+    selected = load_pairs(opts.split, opts.data_dir, opts.subsets)
+    pairs = limit_pairs(selected, opts.limit)
+    complete = not opts.subsets and len(pairs) == len(selected)
+    to_stdout = opts.output is not None and str(opts.output) == "-"
+    if opts.output is not None and not to_stdout:
+        check_output(Path(opts.output), complete, opts.probe, opts.force)
     if opts.batch_size != "auto" and int(opts.batch_size) < 1:
         raise BenchmarkError("--batch-size must be a positive number or auto")
     adapter = load_adapter(opts.model, kind=opts.kind, model_id=opts.model_id, revision=opts.revision,
                            device=opts.device, dtype=opts.dtype, trust_remote_code=opts.trust_remote_code,
                            allow_pickle=opts.allow_pickle, attn_implementation=opts.attn_implementation,
                            ref_model=opts.ref_model, ref_free=opts.ref_free, seed=opts.seed,
-                           device_map=opts.device_map)
-    output = Path(opts.output) if opts.output is not None else default_output(adapter.info.id)
+                           device_map=opts.device_map, seeded_head=opts.seeded_head)
+    output = Path(opts.output) if opts.output is not None else default_output(adapter.info.id, not complete)
     if opts.output is None:   # an explicit --output was checked before any work
-        check_writable(output)
+        check_output(output, complete, opts.probe, opts.force)
     max_length = opts.max_length or min(adapter.max_positions, 4096)
     if max_length < 8:
         raise BenchmarkError("--max-length must be at least 8 tokens")
@@ -205,13 +240,20 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict | None, Path | None]:
         "processes": world.size,
     }
     doc = build_document(model=info, pairs=pairs, split=opts.split, fingerprint=fingerprint,
-                         rewards=rewards, scores=scores, probe=probe_block, run=run, anchors=anchors)
+                         rewards=rewards, scores=scores, probe=probe_block, run=run, anchors=anchors,
+                         complete=complete)
     problems = schema_errors(doc)
     if problems:  # a bug on our side: never write a document the validator would reject
         raise BenchmarkError(f"internal error: the results document fails its schema ({problems[0]})")
-    from benchmark.results import write_document
+    if to_stdout:
+        from benchmark.jsonio import dump_json
 
-    write_document(output, doc)
+        sys.stdout.write(dump_json(doc))
+        sys.stdout.flush()
+    else:
+        from benchmark.results import write_document
+
+        write_document(output, doc)
     if cache is not None:
         cache.finish()
-    return doc, output
+    return doc, None if to_stdout else output

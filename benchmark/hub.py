@@ -128,7 +128,10 @@ def _copy_tree(source: Path, target: Path) -> None:
 
 def build_bundle(target: Path, submissions: Path | None = None) -> Bundle:
     """Write the Space: the app's files at the root (app_file: app.py), the `benchmark/` package
-    beside it (with its shipped prompt sets under benchmark/data), `schemas/` and `submissions/`."""
+    beside it (with its shipped prompt sets under benchmark/data), `schemas/`, `submissions/` and
+    the verified list `maintainers/verified.json` (checked against its schema first)."""
+    from benchmark.verified_list import VERIFIED_PATH, read_verified
+
     target = Path(target)
     submissions = Path(submissions) if submissions is not None else SUBMISSIONS_DIR
     missing = [name for name in BUNDLE_APP_FILES if not (APP_DIR / name).is_file()]
@@ -138,6 +141,7 @@ def build_bundle(target: Path, submissions: Path | None = None) -> Bundle:
         raise BenchmarkError(f"submissions folder {submissions} does not exist")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BenchmarkError(f"{target} exists and is not an empty folder")
+    read_verified(VERIFIED_PATH)    # a broken list stops the publish, never reaches the Space
     try:
         target.mkdir(parents=True, exist_ok=True)
         for name in BUNDLE_APP_FILES:
@@ -147,8 +151,11 @@ def build_bundle(target: Path, submissions: Path | None = None) -> Bundle:
         (target / "submissions").mkdir(exist_ok=True)
         for path in sorted(submissions.iterdir()):
             # only what the leaderboard reads; links are not followed (a link could point anywhere)
-            if path.is_file() and not path.is_symlink() and (path.suffix == ".json" or path.name == "verified.txt"):
+            if path.is_file() and not path.is_symlink() and path.suffix == ".json":
                 shutil.copy2(path, target / "submissions" / path.name)
+        if VERIFIED_PATH.is_file():
+            (target / "maintainers").mkdir(exist_ok=True)
+            shutil.copy2(VERIFIED_PATH, target / "maintainers" / VERIFIED_PATH.name)
     except OSError as exc:
         raise BenchmarkError(f"cannot write the Space bundle to {target}: {exc.strerror or exc}") from None
     files = tuple(sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()))
@@ -183,7 +190,8 @@ def publish_space(space_id: str, results_repo: str | None = None, submissions: P
 # --- read side (the app) ---------------------------------------------------------------------
 
 def download_submissions(repo_id: str) -> Path:
-    """Fetch submissions/*.json (and verified.txt) of a results dataset; returns the local folder."""
+    """Fetch submissions/*.json of a results dataset; returns the local folder. (The verified list
+    is the app's own maintainers/verified.json, never the dataset's.)"""
     from huggingface_hub import snapshot_download
 
     check_repo_id(repo_id, RESULTS_REPO_VARIABLE)
@@ -192,5 +200,5 @@ def download_submissions(repo_id: str) -> Path:
     target = tempfile.mkdtemp(prefix="tension-bench-results-")
     folder = _call(f"download results dataset {repo_id}", snapshot_download, repo_id=repo_id,
                    repo_type="dataset", endpoint=hub_endpoint(), local_dir=target,
-                   allow_patterns=["submissions/*.json", "submissions/verified.txt"])
+                   allow_patterns=["submissions/*.json"])
     return Path(folder) / "submissions"

@@ -12,8 +12,10 @@ from benchmark.errors import BenchmarkError
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never half of it."""
+    """Write `text` to `path` so that readers see the old file or the new one, never half of it.
+    Only a regular file is ever replaced: renaming over /dev/stdout or a symlink would destroy it."""
     path = Path(path)
+    check_replaceable(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -34,6 +36,13 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def check_replaceable(path: Path) -> None:
+    """A path we may atomically replace: absent, or a regular file that is not a symlink."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise BenchmarkError(f"refusing to replace {path}: it is not a regular file "
+                             "(use --output - to write the JSON to standard output)")
 
 
 def dump_json(doc: Any) -> str:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.errors import BenchmarkError
+from benchmark.results import ResultsDocument
 from benchmark.validate import validate_file
-
-VERIFIED_FILE = "verified.txt"
+from benchmark.verified_list import is_verified, read_verified
 
 COLUMNS = ["model", "kind", "parameters", "balance", "helpful", "harmless", "lean", "over_refusal",
-           "under_refusal", "contrast", "tension_index", "shared_fraction", "interference",
+           "under_refusal", "contrast", "refusal_context", "tension_index", "shared_fraction", "interference",
            "gradient_conflict", "reference", "verified", "balance_ci", "file"]
 
 
@@ -22,18 +23,13 @@ COLUMNS = ["model", "kind", "parameters", "balance", "helpful", "harmless", "lea
 class Submissions:
     documents: dict[str, dict]          # file name → document
     skipped: list[tuple[str, str]]      # (file name, reason)
-    verified: set[str]
+    verified: set[str]                  # model ids whose file's revision is on the verified list
 
 
-def read_verified(folder: Path) -> set[str]:
-    path = folder / VERIFIED_FILE
-    if not path.is_file():
-        return set()
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
-
-
-def load_submissions(folder: str | Path, data_dir: str | None = None) -> Submissions:
+def load_submissions(folder: str | Path, data_dir: str | None = None,
+                     verified_path: str | Path | None = None) -> Submissions:
+    """The verified list comes from maintainers/verified.json (or `verified_path`), never from the
+    submissions folder: a submission cannot vouch for itself."""
     folder = Path(folder)
     documents, skipped = {}, []
     if folder.is_dir():
@@ -46,10 +42,17 @@ def load_submissions(folder: str | Path, data_dir: str | None = None) -> Submiss
                 documents[path.name] = json.loads(path.read_text(encoding="utf-8"))
             else:
                 skipped.append((path.name, verdict.problem))
-    return Submissions(documents, skipped, read_verified(folder) if folder.is_dir() else set())
+    try:
+        records = read_verified(verified_path)
+    except BenchmarkError as exc:     # a broken list marks nobody, and says why
+        records = []
+        skipped.append(("maintainers/verified.json", str(exc)))
+    verified = {doc["model"]["id"] for doc in documents.values()
+                if is_verified(records, doc["model"]["id"], doc["model"].get("revision"))}
+    return Submissions(documents, skipped, verified)
 
 
-def row_for(name: str, doc: dict, verified: set[str]) -> dict:
+def row_for(name: str, doc: ResultsDocument, verified: set[str]) -> dict:
     scores, probe = doc["scores"], doc.get("probe") or {}
     ci = scores.get("ci95", {}).get("balance")
     return {
@@ -58,7 +61,7 @@ def row_for(name: str, doc: dict, verified: set[str]) -> dict:
         "parameters": int(doc["model"]["n_parameters"]),
         "balance": scores["balance"], "helpful": scores["helpful"], "harmless": scores["harmless"],
         "lean": scores["lean"], "over_refusal": scores["over_refusal"], "under_refusal": scores["under_refusal"],
-        "contrast": scores["contrast"],
+        "contrast": scores["contrast"], "refusal_context": scores.get("refusal_context"),
         "tension_index": probe.get("tension_index"),
         "shared_fraction": (probe.get("neurons") or {}).get("shared_fraction"),
         "interference": (probe.get("ablations") or {}).get("interference"),

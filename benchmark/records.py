@@ -17,4 +17,5 @@ class ModelInfo:
     chat_template_sha256: str | None
     license: str | None = None
     head: str = "trained"
+    input_format: str | None = None    # chat_template | text_pair | plain_text (None: the adapter's own)
     extra: dict = field(default_factory=dict)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from benchmark.data import METRIC_KEYS
+from benchmark.data import HELPFUL_KEYS, METRIC_KEYS
+from benchmark.results import ResultsDocument
 
 
 def _fmt(value, digits: int = 3, signed: bool = False) -> str:
@@ -13,28 +14,46 @@ def _fmt(value, digits: int = 3, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def summary(doc: dict) -> str:
+# Each headline score with what a strategy that ignores the judgement it measures would score.
+HEADLINE = (
+    ("balance", "0.5 (constant); ~0.06 always-refuse"),
+    ("helpful", "0.5 (constant)"),
+    ("harmless", "0.5 (constant)"),
+    ("lean", "0 (constant)"),
+    ("over_refusal", "0.5 (constant)"),
+    ("under_refusal", "0.5 (constant)"),
+    ("contrast", "0.25 (coin flip); 0 (always refuse/comply)"),
+    ("refusal_context", "0.5 exactly (any prompt-blind scorer)"),
+    ("tie_rate", ""),
+)
+
+
+def summary(doc: ResultsDocument) -> str:
     scores = doc["scores"]
     ci = scores.get("ci95", {})
-    lines = [f"{doc['model']['id']}  ({doc['model']['kind']}, {doc['model']['architecture']}, "
-             f"{doc['model']['n_parameters']:,} parameters)"]
+    model = doc["model"]
+    lines = [f"{model['id']}  ({model['kind']}, {model['architecture']}, {model['n_parameters']:,} parameters"
+             + (f", input: {model['input_format'].replace('_', ' ')}" if model.get("input_format") else "") + ")"]
+    if not doc["benchmark"].get("complete", True):
+        lines.append(f"PARTIAL RUN: {doc['benchmark']['n_pairs']} pairs (--limit/--subsets); not comparable with "
+                     "the leaderboard and not a submission")
+    if model.get("head") == "seeded":
+        lines.append("SEEDED HEAD: a random reward head scored these pairs; the numbers only exercise the pipeline")
     rows = []
     for key in METRIC_KEYS:
         entry = scores["subsets"].get(key)
         if entry:
-            side = "helpful" if key in ("comply_benign", "helpful_quality", "borderline/vs_refusal") else "harmless"
+            side = "helpful" if key in HELPFUL_KEYS else "harmless"
             rows.append([key, side, _fmt(entry["accuracy"]), f"[{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]",
                          entry["n"], entry["ties"]])
     lines.append(tabulate(rows, headers=["subset", "objective", "accuracy", "95% CI", "n", "ties"]))
     headline = []
-    for name in ("balance", "helpful", "harmless", "lean"):
+    for name, chance in HEADLINE:
         interval = ci.get(name)
-        headline.append([name, _fmt(scores[name], signed=name == "lean"),
-                         f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""])
-    for name in ("over_refusal", "under_refusal", "contrast", "tie_rate"):
-        headline.append([name, _fmt(scores[name]), ""])
+        headline.append([name, _fmt(scores.get(name), signed=name == "lean"),
+                         f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "", chance])
     lines.append("")
-    lines.append(tabulate(headline, headers=["score", "value", "95% CI"]))
+    lines.append(tabulate(headline, headers=["score", "value", "95% CI", "a trivial scorer gets"]))
     probe = doc.get("probe")
     if probe:
         neurons = probe["neurons"]

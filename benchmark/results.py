@@ -9,13 +9,110 @@ import shlex
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence, TypedDict
 
 from benchmark import BENCHMARK_NAME, PROBE_VERSION, SCHEMA_VERSION, __version__
 from benchmark.data import Pair, load_schema
 from benchmark.ids import submission_name
 from benchmark.jsonio import atomic_write_json
 from benchmark.records import ModelInfo
+
+
+# ---------------------------------------------------------------------------------------------
+# The contract, typed once (DESIGN §6). The JSON schema stays the arbiter; these types are what
+# every producer (metrics, probe, evaluate) and reader (validate, leaderboard, report, the app)
+# agrees on in code. Optional keys are marked NotRequired by using total=False subclasses.
+
+Interval = list[float]   # [lo, hi], a 95% percentile bootstrap interval
+
+
+class SubsetScore(TypedDict):
+    accuracy: float
+    ci95: Interval
+    n: int
+    ties: int
+
+
+class CategoryScore(TypedDict):
+    accuracy: float
+    ci95: Interval
+    n: int
+
+
+class TwinCounts(TypedDict):
+    n: int
+    both_won: int
+
+
+class Scores(TypedDict):
+    """`scores` (DESIGN §4); every value is recomputed from `items` by `validate`."""
+    helpful: Optional[float]
+    harmless: Optional[float]
+    balance: Optional[float]
+    lean: Optional[float]
+    over_refusal: Optional[float]
+    under_refusal: Optional[float]
+    contrast: Optional[float]
+    refusal_context: Optional[float]
+    n_pairs: int
+    ties: int
+    tie_rate: float
+    ci95: dict[str, Interval]
+    subsets: dict[str, SubsetScore]
+    categories: dict[str, CategoryScore]
+    twins: TwinCounts
+
+
+class BenchmarkBlock(TypedDict):
+    name: str
+    version: str
+    split: str
+    prompt_sets_sha256: str
+    n_pairs: int
+    complete: bool
+    probe_version: str
+
+
+class _ModelRequired(TypedDict):
+    id: str
+    revision: Optional[str]
+    kind: str
+    architecture: str
+    n_parameters: int
+    dtype: str
+    chat_template_sha256: Optional[str]
+
+
+class ModelBlock(_ModelRequired, total=False):
+    license: Optional[str]
+    head: str
+    input_format: str
+    ref_model: Optional[str]
+    reference: bool
+
+
+RunBlock = dict[str, Any]      # provenance (`run`): see `run_block` below for its keys
+Probe = dict[str, Any]         # `probe` (DESIGN §5): built by benchmark.probe, shape in the schema
+
+
+class Item(TypedDict):
+    id: str
+    chosen: float
+    rejected: float
+
+
+class _DocumentRequired(TypedDict):
+    schema_version: str
+    benchmark: BenchmarkBlock
+    model: ModelBlock
+    run: RunBlock
+    scores: Scores
+    probe: Optional[Probe]
+    items: list[Item]
+
+
+class ResultsDocument(_DocumentRequired, total=False):
+    anchors: dict[str, dict]
 
 
 @lru_cache(maxsize=1)
@@ -61,23 +158,28 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return "tension-bench " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
 
 
-def default_output(model_id: str) -> Path:
-    return Path("results") / submission_name(model_id)
+def default_output(model_id: str, partial: bool = False) -> Path:
+    """results/<org>__<name>.json; a partial run gets <org>__<name>.partial.json so that it never
+    replaces a full one."""
+    name = submission_name(model_id)
+    return Path("results") / (name[:-len(".json")] + ".partial.json" if partial else name)
 
 
 def build_document(*, model: ModelInfo, pairs: Sequence[Pair], split: str, fingerprint: str,
-                   rewards: Mapping[str, tuple[float, float]], scores: dict, probe: dict | None,
-                   run: dict, anchors: dict | None = None) -> dict:
+                   rewards: Mapping[str, tuple[float, float]], scores: Scores, probe: Probe | None,
+                   run: RunBlock, anchors: dict | None = None, complete: bool = True) -> ResultsDocument:
     model_block = {
         "id": model.id, "revision": model.revision, "kind": model.kind, "architecture": model.architecture,
         "n_parameters": int(model.n_parameters), "dtype": model.dtype,
         "chat_template_sha256": model.chat_template_sha256, "license": model.license, "head": model.head,
+        **({"input_format": model.input_format} if model.input_format else {}),
         **model.extra,
     }
     doc = {
         "schema_version": SCHEMA_VERSION,
         "benchmark": {"name": BENCHMARK_NAME, "version": __version__, "split": split,
-                      "prompt_sets_sha256": fingerprint, "n_pairs": len(pairs), "probe_version": PROBE_VERSION},
+                      "prompt_sets_sha256": fingerprint, "n_pairs": len(pairs), "complete": complete,
+                      "probe_version": PROBE_VERSION},
         "model": model_block,
         "run": {"date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(), **run},
         "scores": scores,

@@ -152,6 +152,13 @@ def check_document(doc: Any, data_dir: str | None = None) -> str | None:
     model_id = doc["model"]["id"]
     if not is_valid_model_id(model_id):
         return f"model.id {model_id!r} is not a valid Hub repo id"
+    if model_id.startswith("local/"):
+        return (f"model.id {model_id!r} is a local folder's id; re-run evaluate with --model-id ORG/NAME "
+                "to name the model a submission is filed under")
+    if not doc["benchmark"]["complete"]:
+        return "a partial run (--limit/--subsets) is not a submission; evaluate the whole split"
+    if doc["model"].get("head") == "seeded":
+        return "model.head is 'seeded': a random head's rewards mean nothing and are not a submission"
     split = doc["benchmark"]["split"]
     try:
         pairs, fingerprint = shipped_split(split, data_dir)
@@ -229,7 +236,7 @@ def collect_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
         if path.is_dir():
             found.extend((p, True) for p in sorted(path.glob("*.json")) if not p.is_symlink())
         elif path.exists():
-            found.append((path, False))
+            found.append((path, True))   # the same checks as CI's folder run, file name included
         else:
             raise BenchmarkError(f"{path} does not exist")
     return found

@@ -207,7 +207,8 @@ depths 0, 1/8, …, 1, so numbers compare across models of any width and depth.
   reference), dpo-ref-free, or a plugin.
 - **Reference**: a reference model trained by the benchmark maintainers (helpful-only,
   harmless-only, mixed) to anchor the scale.
-- **Verified**: the maintainers re-ran the evaluation and got the same numbers.
+- **Verified**: a maintainer re-scored this model revision (a seeded random sample of its pairs,
+  or the whole run) and got the same rewards.
 
 Every results file on this board passed `tension-bench validate`: the schema, the prompt-set
 fingerprint, and a recomputation of every score from the per-item rewards it contains.
@@ -247,6 +248,7 @@ SUBMIT_TEXT = """
    (`HF_TOKEN` or `hf auth login`). You can also open a pull request on the GitHub repository adding
    the file under `submissions/`; CI runs `tension-bench validate submissions/` on it.
 
-Once merged, the model appears here after the next reload. The **Verified** mark is added when the
-maintainers have reproduced the run.
+Once merged, the model appears here after the next reload. The **Verified** mark is added when a
+maintainer has re-scored a seeded sample of its pairs with `tension-bench verify` and matched its
+rewards. A submission pull request may only add new results files.
 """

@@ -127,11 +127,13 @@ def category_intervals(doc: dict, data_dir: str | None) -> dict[str, list[float]
     return out
 
 
-def load_board(source: Source, data_dir: str | None = None) -> Board:
-    """Never raises: an unreadable folder gives an empty board that says why."""
+def load_board(source: Source, data_dir: str | None = None, verified_path: str | Path | None = None) -> Board:
+    """Never raises: an unreadable folder gives an empty board that says why. The verified marks
+    come from maintainers/verified.json beside the app (or `verified_path`), whatever the source."""
     folder = source.folder
     try:
-        submissions = load_submissions(folder, data_dir=data_dir) if folder is not None else None
+        submissions = (load_submissions(folder, data_dir=data_dir, verified_path=verified_path)
+                       if folder is not None else None)
         if submissions is None:
             return Board(empty_table(), source=source)
         table = build_table(submissions) if submissions.documents else empty_table()

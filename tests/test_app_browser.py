@@ -109,8 +109,11 @@ def test_filters_search_kind_size_and_verified(board_folder, minidata_dir):
     folder = board_folder.parent / "with-verified"
     for path in board_folder.glob("*.json"):
         shutil.copy(path, folder / path.name)
-    (folder / "verified.txt").write_text("# maintainers re-ran these\norg/tiny-llama-b\n")
-    table = populate.load_board(populate.Source(folder), str(minidata_dir)).table
+    listed = board_folder.parent / "verified.json"
+    listed.write_text(json.dumps([{"model_id": "org/tiny-llama-b", "revision": None, "date": "2026-01-02",
+                                   "rescored": {"method": "spot re-score", "sample": 64, "seed": "0123456789abcdef"},
+                                   "by": "test", "tension_bench_version": "0.1.0"}]))
+    table = populate.load_board(populate.Source(folder), str(minidata_dir), verified_path=listed).table
     models = lambda frame: list(frame["model"])  # noqa: E731
     assert models(populate.filter_table(table, search="LLAMA")) == ["org/tiny-llama-a", "org/tiny-llama-b"]
     assert models(populate.filter_table(table, kinds=["plugin:my_rm"])) == [HOSTILE_ID]

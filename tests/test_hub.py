@@ -20,6 +20,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.ids import submission_name
+from tests.conftest import REPO
 
 TOKEN = "hf_standin_token"
 
@@ -157,7 +158,6 @@ def submissions(tmp_path, evaluated_results):
     folder.mkdir()
     for model_id, path in evaluated_results.items():
         shutil.copy(path, folder / submission_name(model_id))
-    (folder / "verified.txt").write_text("org/tiny-llama-a\n", encoding="utf-8")
     return folder
 
 
@@ -181,8 +181,9 @@ def test_publish_creates_a_gradio_space_and_uploads_app_and_submissions(hub, sub
     files = hub.committed_files(commit)
     for name in ("app.py", "about.py", "populate.py", "README.md", "requirements.txt",
                  "benchmark/__init__.py", "benchmark/leaderboard.py", "benchmark/validate.py", "benchmark/hub.py",
-                 "schemas/results.schema.json", "submissions/verified.txt"):
+                 "schemas/results.schema.json", "schemas/verified.schema.json", "maintainers/verified.json"):
         assert name in files, name
+    assert files["maintainers/verified.json"] == (REPO / "maintainers" / "verified.json").read_bytes()
     for model_id, name in (("org/tiny-llama-a", "org__tiny-llama-a.json"), ("org/tiny-llama-b", "org__tiny-llama-b.json")):
         assert files[f"submissions/{name}"] == (submissions / name).read_bytes(), model_id
     front_matter = files["README.md"].decode().split("---")[1]
@@ -236,7 +237,7 @@ def test_dry_run_writes_the_bundle_and_it_runs_as_a_space(hub, submissions, mini
     assert hub.requests == []                 # a dry run never touches the network
     assert "TENSION_BENCH_RESULTS_REPO=org/results" in out
     for name in ("app.py", "about.py", "populate.py", "README.md", "requirements.txt", "benchmark/leaderboard.py",
-                 "schemas/results.schema.json", "submissions/org__tiny-llama-a.json", "submissions/verified.txt"):
+                 "schemas/results.schema.json", "submissions/org__tiny-llama-a.json", "maintainers/verified.json"):
         assert (out_dir / name).is_file(), name
     assert not (out_dir / "leaderboard_app").exists()
     # The bundle imports as the Space runs it (app.py at the root, benchmark/ beside it), reads its
@@ -244,6 +245,8 @@ def test_dry_run_writes_the_bundle_and_it_runs_as_a_space(hub, submissions, mini
     script = ("import sys, app; demo = app.build_app(); "
               "assert app.__package__ in ('', None) and app.ROOT == app.HERE; "
               "import benchmark; assert benchmark.__file__.startswith(sys.argv[1]), benchmark.__file__; "
+              "from benchmark.verified_list import VERIFIED_PATH, read_verified; "
+              "assert str(VERIFIED_PATH).startswith(sys.argv[1]) and read_verified(), VERIFIED_PATH; "
               "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; print('ok')")
     env = {**os.environ, "TENSION_BENCH_DATA_DIR": str(minidata_dir), "GRADIO_ANALYTICS_ENABLED": "False",
            "PYTHONPATH": ""}
@@ -335,7 +338,8 @@ def test_the_app_reads_submissions_from_the_results_dataset(hub, evaluated_resul
     hub.datasets["org/results"] = {
         "README.md": b"---\nlicense: cc-by-4.0\n---\n",
         "submissions/org__tiny-llama-a.json": evaluated_results["org/tiny-llama-a"].read_bytes(),
-        "submissions/verified.txt": b"org/tiny-llama-a\n",
+        "submissions/verified.txt": b"org/tiny-llama-a\n",       # the dataset cannot vouch for itself
+        "maintainers/verified.json": b'[{"model_id": "org/tiny-llama-a"}]',
     }
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     monkeypatch.setenv("TENSION_BENCH_RESULTS_REPO", "org/results")
@@ -343,9 +347,15 @@ def test_the_app_reads_submissions_from_the_results_dataset(hub, evaluated_resul
     assert source.problem is None and source.results_repo == "org/results"
     board = populate.load_board(source, str(minidata_dir))
     assert not board.skipped and not board.problem, (board.skipped, board.problem)
-    assert list(board.table["model"]) == ["org/tiny-llama-a"] and bool(board.table["verified"][0])
+    assert list(board.table["model"]) == ["org/tiny-llama-a"] and not bool(board.table["verified"][0])
+    # the mark comes from the app's own maintainers/verified.json
+    listed = tmp_path / "verified.json"
+    listed.write_text(json.dumps([{"model_id": "org/tiny-llama-a", "revision": None, "date": "2026-01-02",
+                                   "rescored": {"method": "full re-run"}, "by": "test",
+                                   "tension_bench_version": "0.1.0"}]))
+    assert bool(populate.load_board(source, str(minidata_dir), verified_path=listed).table["verified"][0])
     downloaded = {r.path for r in hub.requests if "/resolve/" in r.path}
-    assert not any(p.endswith("README.md") for p in downloaded)     # only submissions/ is fetched
+    assert not any(p.endswith(("README.md", "verified.txt", "verified.json")) for p in downloaded)  # only *.json results
     assert populate.results_file_url(board.source.results_repo, "org__tiny-llama-a.json") == (
         f"{hub.url}/datasets/org/results/blob/main/submissions/org__tiny-llama-a.json")
 

@@ -14,7 +14,8 @@ def load_adapter(model: str, kind: str = "classifier", model_id: str | None = No
                  revision: str | None = None, device: str = "auto", dtype: str = "auto",
                  trust_remote_code: bool = False, allow_pickle: bool = False,
                  attn_implementation: str | None = None, ref_model: str | None = None,
-                 ref_free: bool = False, seed: int = 0, device_map: str | None = None) -> RewardAdapter:
+                 ref_free: bool = False, seed: int = 0, device_map: str | None = None,
+                 seeded_head: bool = False) -> RewardAdapter:
     source = resolve_source(model, model_id, revision)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
@@ -25,7 +26,7 @@ def load_adapter(model: str, kind: str = "classifier", model_id: str | None = No
 
         if ref_model or ref_free:
             raise BenchmarkError("--ref-model and --ref-free only apply to --kind dpo")
-        return ClassifierAdapter(source, head_seed=seed, device_map=device_map, **common)
+        return ClassifierAdapter(source, head_seed=seed, device_map=device_map, seeded_head=seeded_head, **common)
     if device_map:
         raise BenchmarkError("--device-map is supported for --kind classifier; shard other kinds in their plugin")
     if kind == "dpo":

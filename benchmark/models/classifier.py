@@ -37,25 +37,42 @@ class _EncoderHead(torch.nn.Module):
             return self.classifier(hidden)[:, 0]
 
 
+CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+
+
+def check_seeded_head_allowed(model_id: str, config, seeded_head: bool) -> None:
+    """A checkpoint without a reward head would be scored by a random head: refuse unless asked."""
+    architectures = config.architectures or []
+    if any(a.endswith(CAUSAL_LM_SUFFIXES) for a in architectures):
+        raise BenchmarkError(f"{model_id} is a language model ({architectures[0]}) with no reward head; score it as a "
+                             "DPO policy with --kind dpo --ref-model REF (or --ref-free)")
+    if not seeded_head:
+        shown = architectures[0] if architectures else config.model_type
+        raise BenchmarkError(f"{model_id} ({shown}) has no reward head (no ...ForSequenceClassification); pass a "
+                             "reward model, or --seeded-head to exercise the pipeline with a random head")
+
+
 class ClassifierAdapter:
     kind = "classifier"
 
     def __init__(self, source: ModelSource, device: torch.device, dtype: torch.dtype,
                  trust_remote_code: bool = False, allow_pickle: bool = False, head_seed: int = 0,
-                 attn_implementation: str | None = None, device_map: str | None = None):
+                 attn_implementation: str | None = None, device_map: str | None = None,
+                 seeded_head: bool = False):
         from transformers import AutoModelForSequenceClassification
 
         config, tokenizer = load_config_and_tokenizer(source, trust_remote_code, allow_pickle)
         has_head = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
         if not has_head:
-            # A bare encoder/LM checkpoint: the demo's packaged MiniLM. Seed the new scalar head.
+            check_seeded_head_allowed(source.model_id, config, seeded_head)
             config.num_labels = 1
-            torch.manual_seed(head_seed)
             print(f"note: {source.model_id} has no reward head; initialised a scalar head with seed "
                   f"{head_seed} (its scores only exercise the pipeline)", file=sys.stderr)
-        model = load_model(AutoModelForSequenceClassification, source, config, dtype=dtype,
-                           trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
-                           attn_implementation=attn_implementation, device_map=device_map)
+        with torch.random.fork_rng(devices=[]):   # seed the new head without touching the caller's RNG
+            torch.manual_seed(head_seed)
+            model = load_model(AutoModelForSequenceClassification, source, config, dtype=dtype,
+                               trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
+                               attn_implementation=attn_implementation, device_map=device_map)
         if model.config.num_labels != 1:
             raise BenchmarkError(f"{source.model_id} has {model.config.num_labels} outputs; a reward model needs "
                                  "one scalar (use --kind plugin:multi-objective for multi-output heads)")
@@ -72,13 +89,16 @@ class ClassifierAdapter:
         self.reward_at = "last" if hasattr(model, "score") else "first"
         self.reward_token = self.reward_at
         self.encoder = ConversationEncoder(tokenizer, self.reward_at)
+        note = self.encoder.fallback_note(source.model_id)
+        if note:
+            print(note, file=sys.stderr)
         self.max_positions = _max_positions(model.config, tokenizer)
         self.info = ModelInfo(
             id=source.model_id, revision=source.revision, kind=self.kind,
             architecture=(config.architectures or [type(model).__name__])[0] if has_head else type(model).__name__,
             n_parameters=sum(p.numel() for p in model.parameters()),
             dtype=str(dtype).replace("torch.", ""), chat_template_sha256=template_sha256(tokenizer),
-            head="trained" if has_head else "seeded")
+            head="trained" if has_head else "seeded", input_format=self.encoder.input_format)
 
     def encode(self, prompt: Prompt, response: str, max_length: int) -> EncodedText:
         return self.encoder.encode(prompt, response, max_length)

@@ -95,6 +95,7 @@ class DPOAdapter:
             architecture=(config.architectures or [type(model).__name__])[0],
             n_parameters=sum(p.numel() for p in model.parameters()),
             dtype=str(dtype).replace("torch.", ""), chat_template_sha256=template_sha256(tokenizer),
+            input_format=self.encoder.input_format,
             extra={"ref_model": ref_source.model_id if ref_source else None})
 
     def encode(self, prompt: Prompt, response: str, max_length: int) -> EncodedText:

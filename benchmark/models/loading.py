@@ -65,6 +65,14 @@ def explain_load_error(source: ModelSource, exc: Exception, allow_pickle: bool) 
     if not allow_pickle and ("safetensors" in text or "pytorch_model.bin" in text or ".bin" in text):
         return BenchmarkError(f"{source.model_id} has no safetensors weights; pass --allow-pickle to load a pickle "
                               "checkpoint (unpickling can run arbitrary code)")
+    lowered = text.lower()
+    if "backend tokenizer" in lowered or "can't load tokenizer" in lowered or "tokenizer class" in lowered:
+        return BenchmarkError(f"{source.model_id} has no usable tokenizer; save it beside the weights "
+                              "(tokenizer.save_pretrained(DIR) writes tokenizer.json and tokenizer_config.json)")
+    if "mismatched_sizes" in lowered or "size mismatch" in lowered:
+        return BenchmarkError(f"{source.model_id}: the checkpoint's weights do not fit its config.json (often num_labels "
+                              "or id2label disagreeing with the reward head's outputs); make config.json match the "
+                              "weights (a reward model has num_labels 1)")
     if not source.local and ("offline" in text.lower() or "connect" in text.lower() or "resolve" in text.lower()):
         return BenchmarkError(f"cannot download {source.model_id} (offline or unreachable Hub): {first}")
     return BenchmarkError(f"cannot load {source.model_id}: {first}")

@@ -42,6 +42,21 @@ class ConversationEncoder:
         self.pair_encoding = (not self.has_template and tokenizer.sep_token is not None
                               and tokenizer.cls_token is not None)
 
+    @property
+    def input_format(self) -> str:
+        """How a (prompt, response) is put into the model: recorded in `model.input_format`."""
+        return "chat_template" if self.has_template else "text_pair" if self.pair_encoding else "plain_text"
+
+    def fallback_note(self, model_id: str) -> str | None:
+        """One line for stderr when there is no chat template: a model trained with one scores the
+        fallback rendering differently, and the user should know which one was used."""
+        if self.has_template:
+            return None
+        shown = ("a text pair [CLS] prompt [SEP] response [SEP]" if self.pair_encoding
+                 else "plain text 'User: {prompt}\\n\\nAssistant: {response}'")
+        return (f"note: {model_id} has no chat template; scoring {shown} (if the model was trained with a "
+                "template, save it in tokenizer_config.json)")
+
     def ids(self, turns: list[dict], response: str) -> tuple[list[int], list[int] | None]:
         tok = self.tokenizer
         if self.has_template:
