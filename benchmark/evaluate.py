@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmark import __version__
+from benchmark import PROBE_VERSION, __version__
 from benchmark.checkpoint import DEFAULT_CACHE_ROOT, RunCache
 from benchmark.data import Pair, load_pairs, prompt_sets_sha256
 from benchmark.engine import build_text_table, encode_texts, rewards_by_pair, score_encoded
@@ -155,7 +155,8 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict | None, Path | None]:
         material = {"model": opts.model, "model_id": adapter.info.id, "revision": opts.revision, "kind": opts.kind,
                     "ref_model": opts.ref_model, "ref_free": opts.ref_free, "dtype": adapter.info.dtype,
                     "device": adapter.device.type, "max_length": max_length, "batch_size": opts.batch_size,
-                    "split": opts.split, "prompt_sets_sha256": fingerprint, "probe": opts.probe,
+                    "split": opts.split, "prompt_sets_sha256": fingerprint,
+                    "probe": PROBE_VERSION if opts.probe else False,   # a probe change must not resume
                     "attn_implementation": opts.attn_implementation, "seed": opts.seed, "version": __version__}
         root = opts.cache_dir or DEFAULT_CACHE_ROOT
         if world.is_main:
@@ -168,8 +169,10 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict | None, Path | None]:
     capture = None
     if opts.probe:
         from benchmark.probe import DEFAULT_BUDGET_BYTES, ActivationCapture
+        from benchmark.probe_stats import is_select_prompt
 
-        capture = ActivationCapture(adapter.probe_sites(), len(encoded), cache_dir=opts.cache_dir,
+        capture = ActivationCapture(adapter.probe_sites(), [len(e.input_ids) for e in encoded],
+                                    [is_select_prompt(prompt) for prompt, _ in table.texts], cache_dir=opts.cache_dir,
                                     budget_bytes=opts.activation_budget_bytes or DEFAULT_BUDGET_BYTES,
                                     storage=cache)
     try:
@@ -196,19 +199,15 @@ def run_evaluation(opts: EvaluateOptions) -> tuple[dict | None, Path | None]:
 
     probe_block, probe_seconds = None, 0.0
     if capture is not None:
-        from benchmark.probe import analyse
+        from benchmark.probe import ModelRunner, analyse
 
         probe_started = time.perf_counter()
-
-        def rescore(text_indices: np.ndarray, desc: str) -> np.ndarray:
-            subset = [encoded[i] for i in text_indices]
-            return score_encoded(adapter, subset, opts.batch_size, progress=opts.progress, desc=desc).rewards
-
+        runner = ModelRunner(adapter, encoded, opts.batch_size, progress=opts.progress)
         chosen_of = {p.id: int(c) for p, c in zip(pairs, table.chosen_index)}
         rejected_of = {p.id: int(r) for p, r in zip(pairs, table.rejected_index)}
         try:
-            probe_block = analyse(capture, pairs, chosen_of, rejected_of, result.rewards, adapter.head(),
-                                  rescore, reward_token=adapter.reward_token)
+            probe_block = analyse(capture, runner, pairs, chosen_of, rejected_of, result.rewards, adapter.head(),
+                                  reward_token=adapter.reward_token)
         finally:
             capture.discard()
         probe_seconds = time.perf_counter() - probe_started

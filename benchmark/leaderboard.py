@@ -11,12 +11,12 @@ import pandas as pd
 
 from benchmark.errors import BenchmarkError
 from benchmark.results import ResultsDocument
-from benchmark.validate import validate_file
+from benchmark.validate import ShippedSplits, validate_file
 from benchmark.verified_list import is_verified, read_verified
 
 COLUMNS = ["model", "kind", "parameters", "balance", "helpful", "harmless", "lean", "over_refusal",
            "under_refusal", "contrast", "refusal_context", "tension_index", "shared_fraction", "interference",
-           "gradient_conflict", "reference", "verified", "balance_ci", "file"]
+           "gradient_conflict", "reference", "baseline", "verified", "balance_ci", "file"]
 
 
 @dataclass
@@ -32,12 +32,13 @@ def load_submissions(folder: str | Path, data_dir: str | None = None,
     submissions folder: a submission cannot vouch for itself."""
     folder = Path(folder)
     documents, skipped = {}, []
+    splits = ShippedSplits(data_dir)
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
             if path.is_symlink():
                 skipped.append((path.name, "symbolic links are not read"))
                 continue
-            verdict = validate_file(path, data_dir=data_dir, require_name=True)
+            verdict = validate_file(path, require_name=True, splits=splits)
             if verdict.ok:
                 documents[path.name] = json.loads(path.read_text(encoding="utf-8"))
             else:
@@ -50,6 +51,11 @@ def load_submissions(folder: str | Path, data_dir: str | None = None,
     verified = {doc["model"]["id"] for doc in documents.values()
                 if is_verified(records, doc["model"]["id"], doc["model"].get("revision"))}
     return Submissions(documents, skipped, verified)
+
+
+def is_baseline(doc: ResultsDocument) -> bool:
+    """A calibration row (chance or a trivial strategy): listed, never ranked among the models."""
+    return doc["model"].get("baseline") is True
 
 
 def row_for(name: str, doc: ResultsDocument, verified: set[str]) -> dict:
@@ -67,6 +73,7 @@ def row_for(name: str, doc: ResultsDocument, verified: set[str]) -> dict:
         "interference": (probe.get("ablations") or {}).get("interference"),
         "gradient_conflict": probe.get("gradient_conflict"),
         "reference": bool(doc["model"].get("reference", False)),
+        "baseline": is_baseline(doc),
         "verified": doc["model"]["id"] in verified,
         "balance_ci": f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "",
         "file": name,
@@ -77,4 +84,6 @@ def build_table(submissions: Submissions) -> pd.DataFrame:
     rows = [row_for(name, doc, submissions.verified) for name, doc in submissions.documents.items()]
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["parameters"] = table["parameters"].astype("int64")
-    return table.sort_values(["balance", "model"], ascending=[False, True], na_position="last").reset_index(drop=True)
+    # Models by balance; the calibration rows after them, apart, so no baseline takes a model's place.
+    return table.sort_values(["baseline", "balance", "model"], ascending=[True, False, True],
+                             na_position="last").reset_index(drop=True)

