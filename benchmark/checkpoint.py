@@ -17,6 +17,19 @@ from benchmark.jsonio import atomic_write_json
 DEFAULT_CACHE_ROOT = Path(".cache") / "tension-bench" / "runs"
 
 
+def run_material(*, model: str, model_id: str, revision: str | None, kind: str, ref_model: str | None,
+                 ref_free: bool, dtype: str, device: str, max_length: int, batch_size, split: str,
+                 prompt_sets_sha256: str, probe: bool, attn_implementation: str | None, seed: int) -> dict:
+    """Everything that decides a run's rewards and activations: its cache key is the hash of this."""
+    from benchmark import PROBE_VERSION, __version__
+
+    return {"model": model, "model_id": model_id, "revision": revision, "kind": kind, "ref_model": ref_model,
+            "ref_free": ref_free, "dtype": dtype, "device": device, "max_length": max_length,
+            "batch_size": batch_size, "split": split, "prompt_sets_sha256": prompt_sets_sha256,
+            "probe": PROBE_VERSION if probe else False,   # a probe change must not resume
+            "attn_implementation": attn_implementation, "seed": seed, "version": __version__}
+
+
 def run_key(material: dict) -> str:
     text = json.dumps(material, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]

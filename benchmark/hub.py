@@ -25,7 +25,7 @@ ENDPOINT_VARIABLES = ("TENSION_BENCH_HUB_ENDPOINT", "HF_ENDPOINT")
 # The Space reads its results dataset from this variable (set on the Space by `publish --results-repo`).
 RESULTS_REPO_VARIABLE = "TENSION_BENCH_RESULTS_REPO"
 # What of the repository goes into the Space: the app's files at the root, then these folders.
-BUNDLE_APP_FILES = ("app.py", "about.py", "populate.py", "README.md", "requirements.txt")
+BUNDLE_APP_FILES = ("app.py", "about.py", "populate.py", "table.py", "figures.py", "README.md", "requirements.txt")
 BUNDLE_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.tmp", ".*")
 
 

@@ -27,12 +27,13 @@ class Submissions:
 
 
 def load_submissions(folder: str | Path, data_dir: str | None = None,
-                     verified_path: str | Path | None = None) -> Submissions:
+                     verified_path: str | Path | None = None, splits: ShippedSplits | None = None) -> Submissions:
     """The verified list comes from maintainers/verified.json (or `verified_path`), never from the
-    submissions folder: a submission cannot vouch for itself."""
+    submissions folder: a submission cannot vouch for itself. Pass `splits` to reuse the prompt sets
+    the validation loads (the app shows their texts)."""
     folder = Path(folder)
     documents, skipped = {}, []
-    splits = ShippedSplits(data_dir)
+    splits = splits if splits is not None else ShippedSplits(data_dir)
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
             if path.is_symlink():

@@ -4,6 +4,7 @@ paper-compatible block. Capture and model re-runs are in probe_capture; statisti
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -18,7 +19,8 @@ from benchmark.probe_capture import (DEFAULT_BUDGET_BYTES, ActivationCapture, Mo
                                      head_parameters, head_rewards, head_text_gradients, mean_ablation,
                                      zero_ablation)
 
-__all__ = ["DEFAULT_BUDGET_BYTES", "ActivationCapture", "ModelRunner", "analyse"]
+__all__ = ["DEFAULT_BUDGET_BYTES", "ActivationCapture", "HeldOut", "ModelRunner", "analyse", "held_out_texts",
+           "score_held_out", "text_indices"]
 
 OBJECTIVES = ("helpful", "harmless")
 
@@ -225,9 +227,9 @@ class AblationSubset:
     texts: np.ndarray
     sides: dict[str, AblationSide]
 
-    @classmethod
-    def build(cls, objectives: Sequence[ObjectivePairs], text_rewards: np.ndarray,
-              per_objective: int = ps.ABLATION_PAIRS_PER_OBJECTIVE) -> "AblationSubset":
+    @staticmethod
+    def pick(objectives: Sequence[ObjectivePairs], per_objective: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The chosen pair rows per objective, and their texts (sorted)."""
         picked = {}
         for o in objectives:
             rows = [i for i in np.flatnonzero(~o.select)]
@@ -235,6 +237,12 @@ class AblationSubset:
             picked[o.name] = np.array(rows[:per_objective], dtype=np.int64)
         texts = np.unique(np.concatenate([np.concatenate([o.chosen[picked[o.name]], o.rejected[picked[o.name]]])
                                           for o in objectives]))
+        return picked, texts
+
+    @classmethod
+    def build(cls, objectives: Sequence[ObjectivePairs], text_rewards: np.ndarray,
+              per_objective: int = ps.ABLATION_PAIRS_PER_OBJECTIVE) -> "AblationSubset":
+        picked, texts = cls.pick(objectives, per_objective)
         position = {int(t): i for i, t in enumerate(texts)}
         base = np.asarray(text_rewards, dtype=np.float64)[texts]
         clusters = [ps.Clusters.of([o.prompts[i] for i in picked[o.name]]) for o in objectives]
@@ -246,6 +254,51 @@ class AblationSubset:
             sides[o.name] = AblationSide(len(chosen), chosen, rejected, cl, w,
                                          ps.baseline_of(base[chosen] - base[rejected]))
         return cls(texts, sides)
+
+
+def _objectives(pairs: Sequence[Pair], chosen_of: dict, rejected_of: dict) -> list[ObjectivePairs]:
+    return [ObjectivePairs.build(name, [p for p in pairs if p.objective == name], chosen_of, rejected_of)
+            for name in OBJECTIVES]
+
+
+def text_indices(pairs: Sequence[Pair], table) -> tuple[dict[str, int], dict[str, int]]:
+    """chosen_of, rejected_of: each pair's text indices in the engine's TextTable."""
+    return ({p.id: int(c) for p, c in zip(pairs, table.chosen_index)},
+            {p.id: int(r) for p, r in zip(pairs, table.rejected_index)})
+
+
+def held_out_texts(pairs: Sequence[Pair], table) -> np.ndarray:
+    """The ablation subset's texts. The probe runs them forward with gradients for attribution
+    patching anyway, so that pass scores them and the scoring pass leaves them out."""
+    return AblationSubset.pick(_objectives(pairs, *text_indices(pairs, table)), ps.ABLATION_PAIRS_PER_OBJECTIVE)[1]
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    texts: np.ndarray
+    rewards: np.ndarray
+    effects: np.ndarray | None       # attribution patching, per text × unit; None: cannot backpropagate
+    seconds: float
+
+
+def score_held_out(capture: ActivationCapture, runner: ModelRunner, pairs: Sequence[Pair], table,
+                   texts: np.ndarray) -> HeldOut:
+    """Score the held-out texts with the capture observing, by the attribution pass (its forward
+    gives the rewards, its backward the linear unit effects), or plainly when the adapter cannot
+    backpropagate. Needs the select half scored: the effects are relative to its unit means."""
+    started = time.perf_counter()
+    objectives = _objectives(pairs, *text_indices(pairs, table))
+    means = capture.unit_means(np.unique(np.concatenate([o.texts(o.select) for o in objectives])))
+    capture.open()
+    try:
+        attribution = runner.attribution(texts, means, capture=capture) if len(texts) else None
+        if attribution is not None:
+            rewards, effects = attribution.rewards, attribution.effects
+        else:
+            rewards, effects = runner.rewards(texts, desc="scoring (held out)", capture=capture), None
+    finally:
+        capture.close()
+    return HeldOut(texts, rewards, effects, time.perf_counter() - started)
 
 
 def _baseline_dict(subset: AblationSubset) -> dict:
@@ -267,7 +320,7 @@ def _exact_condition(runner: ModelRunner, subset: AblationSubset, edit, desc: st
 
 
 def run_ablations(runner: ModelRunner, capture: ActivationCapture, subset: AblationSubset, choice: NeuronChoice,
-                  means: np.ndarray, notes: list[str]) -> dict:
+                  means: np.ndarray, notes: list[str], held_out: HeldOut | None = None) -> dict:
     sites, upb = runner.sites, capture.units_per_block
     sides = subset.sides
     n_h, n_s = choice.sets["helpful"], choice.sets["harmless"]
@@ -276,7 +329,11 @@ def run_ablations(runner: ModelRunner, capture: ActivationCapture, subset: Ablat
     exact = {name: _exact_condition(runner, subset, mean_ablation(sites, units, means), f"ablation: {name}")
              for name, units in specs}
 
-    effects_per_text = runner.attribution(subset.texts, means)
+    if held_out is not None and np.array_equal(held_out.texts, subset.texts):
+        effects_per_text = held_out.effects      # computed with these means in the held-out pass
+    else:
+        attribution = runner.attribution(subset.texts, means)
+        effects_per_text = attribution.effects if attribution is not None else None
     linear = effects_per_text is not None
     pair_effects = {}
     if linear:
@@ -410,11 +467,11 @@ def paper_block(capture: ActivationCapture, runner: ModelRunner, text_rewards: n
 
 def analyse(capture: ActivationCapture, runner: ModelRunner, pairs: Sequence[Pair], chosen_of: dict[str, int],
             rejected_of: dict[str, int], text_rewards: np.ndarray, head: HeadFunction | None,
-            reward_token: str) -> dict:
+            reward_token: str, held_out: HeldOut | None = None) -> dict:
     """The `probe` block from a finished scoring pass. `runner` re-runs the model (ablations,
-    attribution); `text_rewards` are the unablated rewards of every text."""
-    objectives = [ObjectivePairs.build(name, [p for p in pairs if p.objective == name], chosen_of, rejected_of)
-                  for name in OBJECTIVES]
+    attribution); `text_rewards` are the unablated rewards of every text; `held_out` what
+    score_held_out returned, if the scoring pass left the ablation texts to it."""
+    objectives = _objectives(pairs, chosen_of, rejected_of)
     helpful, harmless = objectives
     if not all(o.select.any() and (~o.select).any() for o in objectives):
         raise BenchmarkError("probe: needs helpful-side and harmless-side pairs in both halves "
@@ -439,7 +496,7 @@ def analyse(capture: ActivationCapture, runner: ModelRunner, pairs: Sequence[Pai
     block["neurons"] = neuron_block(choice, capture.units_per_block)
     means = capture.unit_means(np.unique(np.concatenate([o.texts(o.select) for o in objectives])))
     subset = AblationSubset.build(objectives, text_rewards)
-    block["ablations"] = run_ablations(runner, capture, subset, choice, means, notes)
+    block["ablations"] = run_ablations(runner, capture, subset, choice, means, notes, held_out)
     block["paper"] = paper_block(capture, runner, text_rewards, helpful, harmless, notes)
     block["notes"] = notes
     return block

@@ -135,7 +135,8 @@ class ActivationCapture:
         self._positions: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
         self._handles: list = []
-        self._register(shared_site)
+        self._shared_site = shared_site
+        self.open()
 
     # -- hooks
     def _gather(self, hidden: torch.Tensor) -> np.ndarray:
@@ -149,6 +150,15 @@ class ActivationCapture:
             lengths = torch.as_tensor(self.lengths[self._rows], device=hidden.device)
             self._mask = (torch.arange(width, device=hidden.device)[None, :] < lengths[:, None]).float()
         return torch.bmm(self._mask[:, None, :], hidden.detach().float())[:, 0].cpu().numpy()
+
+    def open(self) -> None:
+        """Attach the hooks (done on construction; again after close for a later pass)."""
+        if not self._handles:
+            self._register(self._shared_site)
+
+    def rows(self, text_indices: np.ndarray) -> "_MappedObserver":
+        """This capture as the observer of a pass over a subset of the texts."""
+        return _MappedObserver(self, np.asarray(text_indices, dtype=np.int64))
 
     def _register(self, shared_site: bool):
         sites, n = self.sites, self.sites.n_blocks
@@ -245,6 +255,22 @@ class ActivationCapture:
         self._stores.remove()
 
 
+class _MappedObserver:
+    """Passes a subset's batch indices on as indices into all texts."""
+
+    def __init__(self, capture: ActivationCapture, text_indices: np.ndarray):
+        self.capture, self.text_indices = capture, text_indices
+
+    def begin_batch(self, indices: np.ndarray, positions: torch.Tensor) -> None:
+        self.capture.begin_batch(self.text_indices[np.asarray(indices)], positions)
+
+    def end_batch(self) -> None:
+        self.capture.end_batch()
+
+    def arrays(self):
+        return self.capture.arrays()
+
+
 # ---------------------------------------------------------------- unit edits
 
 
@@ -317,10 +343,14 @@ class ModelRunner:
         self.adapter, self.encoded, self.batch_size, self.progress = adapter, list(encoded), batch_size, progress
         self.sites = adapter.probe_sites()
 
-    def rewards(self, texts: np.ndarray, edit: UnitEdit | None = None, desc: str = "probe") -> np.ndarray:
-        subset = [self.encoded[i] for i in np.asarray(texts, dtype=np.int64)]
+    def rewards(self, texts: np.ndarray, edit: UnitEdit | None = None, desc: str = "probe",
+                capture: ActivationCapture | None = None) -> np.ndarray:
+        texts = np.asarray(texts, dtype=np.int64)
+        subset = [self.encoded[i] for i in texts]
+        observer = capture.rows(texts) if capture is not None else None
         with edit if edit is not None else nullcontext():
-            return score_encoded(self.adapter, subset, self.batch_size, progress=self.progress, desc=desc).rewards
+            return score_encoded(self.adapter, subset, self.batch_size, observer=observer, progress=self.progress,
+                                 desc=desc).rewards
 
     def _batches(self, texts: np.ndarray) -> list[np.ndarray]:
         lengths = np.array([len(self.encoded[i].input_ids) for i in texts], dtype=np.int64)
@@ -333,15 +363,19 @@ class ModelRunner:
             start += rows
         return batches
 
-    def attribution(self, texts: np.ndarray, means: np.ndarray) -> np.ndarray | None:
+    def attribution(self, texts: np.ndarray, means: np.ndarray,
+                    capture: ActivationCapture | None = None) -> "Attribution | None":
         """Attribution patching (one backward pass per text, batched): for each text and unit j,
         Σ_pos (mean_j − a_j(pos))·∂r/∂a_j(pos) over its non-pad tokens, the linear estimate of what
-        mean-ablating j does to the text's reward. None when the adapter cannot backpropagate."""
+        mean-ablating j does to the text's reward; with the texts' rewards from the same forward
+        pass (which `capture` may observe, as the scoring pass). None when the adapter cannot
+        backpropagate."""
         score = inspect.unwrap(type(self.adapter).score_batch)   # without its inference_mode wrapper
         texts = np.asarray(texts, dtype=np.int64)
         sites = self.sites
         offsets = block_offsets(sites.units_per_block)
         out = np.zeros((len(texts), int(offsets[-1])), dtype=np.float64)
+        rewards = np.full(len(texts), np.nan, dtype=np.float64)
         saved = [(p, p.requires_grad) for m in _adapter_modules(self.adapter) for p in m.parameters()]
         state: dict = {}
 
@@ -373,20 +407,32 @@ class ModelRunner:
                 width = batch.input_ids.shape[1]
                 state["rows"] = batch_rows
                 state["mask"] = (torch.arange(width, device=self.adapter.device)[None, :] < lengths[:, None]).float()
-                with torch.inference_mode(False), torch.enable_grad():
-                    try:
+                if capture is not None:
+                    capture.begin_batch(texts[batch_rows], batch.reward_positions)
+                try:
+                    with torch.inference_mode(False), torch.enable_grad():
                         reward = score(self.adapter, batch)
-                    except RuntimeError:
-                        return None
-                    if not isinstance(reward, torch.Tensor) or not reward.requires_grad:
-                        return None
-                    reward.sum().backward()
+                        if not isinstance(reward, torch.Tensor) or not reward.requires_grad:
+                            return None
+                        reward.sum().backward()
+                except RuntimeError:
+                    return None
+                finally:
+                    if capture is not None:
+                        capture.end_batch()
+                rewards[batch_rows] = reward.detach().to(torch.float64).cpu().numpy()
         finally:
             for handle in handles:
                 handle.remove()
             for p, flag in saved:
                 p.requires_grad_(flag)
-        return out
+        return Attribution(out, rewards)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    effects: np.ndarray          # (texts, units): linear reward change of mean-ablating each unit
+    rewards: np.ndarray          # (texts,): the unablated rewards from the same forward pass
 
 
 # ---------------------------------------------------------------- the reward head

@@ -77,7 +77,7 @@ def probe_rows(probe: dict) -> list[list[str]]:
          reading(probe["refusal_flip"], probe["refusal_flip_ci95"],
                  "> 0: 'complies' encoded alike whatever the prompt", "< 0: 'complies' encoded oppositely by prompt")],
         ["shared neurons", f"{neurons['shared']} of {neurons['k']} ({neurons['shared_fraction']:.3f})",
-         f"chance {neurons['expected_overlap']:.2f}",
+         f"{neurons['expected_overlap']:.2f} units expected by chance",
          p_reading(neurons["overlap_p"], "more shared than chance", "chance")],
         ["neuron Jaccard, chance-corrected", _fmt(neurons["jaccard_chance_corrected"], signed=True),
          f"raw {neurons['jaccard']:.3f}, chance {neurons['jaccard_chance']:.4f}", ""],

@@ -159,6 +159,23 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return "tension-bench " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
 
 
+def run_block(*, device, batch_size, max_length: int, seed: int, duration_s: float, scoring_s: float,
+              probe_s: float, truncated: int, n_texts: int, oom_retries: int, resumed_texts: int,
+              empty_responses: int, trust_remote_code: bool, allow_pickle: bool, attn_implementation: str | None,
+              argv: Sequence[str] | None, processes: int) -> RunBlock:
+    """The `run` block (provenance): where, with what, how long, and what was cut or retried."""
+    return {
+        "device": device_description(device), "versions": versions(),
+        "batch_size": batch_size if batch_size == "auto" else int(batch_size),
+        "max_length": int(max_length), "seed": seed, "duration_s": round(duration_s, 3),
+        "scoring_s": round(scoring_s, 3), "probe_s": round(probe_s, 3),
+        "truncated": int(truncated), "n_texts": n_texts, "nan_rewards": 0,
+        "oom_retries": oom_retries, "resumed_texts": resumed_texts, "empty_responses": empty_responses,
+        "trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle,
+        "attn_implementation": attn_implementation, "command": command_line(argv), "processes": processes,
+    }
+
+
 def default_output(model_id: str, partial: bool = False) -> Path:
     """results/<org>__<name>.json; a partial run gets <org>__<name>.partial.json so that it never
     replaces a full one."""

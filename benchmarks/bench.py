@@ -33,6 +33,7 @@ from benchmark.evaluate import EvaluateOptions, run_evaluation  # noqa: E402
 from benchmark.models import load_adapter  # noqa: E402
 from benchmark.models.base import Batch  # noqa: E402
 from benchmark.probe import ActivationCapture  # noqa: E402
+from benchmark.probe_stats import is_select_prompt  # noqa: E402
 
 
 def default_model() -> str:
@@ -116,7 +117,8 @@ def scoring_overhead(model_path, pairs, device, dtype, repeat=1):
     for _ in range(repeat):
         result = score_encoded(adapter, encoded, "auto", progress=False)
         plain.append(result.seconds)
-        capture = ActivationCapture(adapter.probe_sites(), len(encoded))
+        capture = ActivationCapture(adapter.probe_sites(), [len(e.input_ids) for e in encoded],
+                                    [is_select_prompt(prompt) for prompt, _ in table.texts])
         hooked.append(score_encoded(adapter, encoded, "auto", observer=capture, progress=False).seconds)
         capture.discard()
     lengths = [len(e.input_ids) for e in encoded]

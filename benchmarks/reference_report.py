@@ -1,108 +1,180 @@
-"""Write benchmark/data/REFERENCE.md from the three reference submissions (run `make reference` first).
+"""Write benchmark/data/REFERENCE.md from the reference submissions (run `make reference` first).
 
-Compares helpful-only, harmless-only and mixed miniature reward models with arXiv 2606.13209's
-claim that mixed-objective RMs underperform single-objective ones on each objective."""
+The paper's experiment in miniature (arXiv 2606.13209): helpful-only, harmless-only and mixed reward
+models trained the same way on the train split. Every comparison carries its interval: paired
+prompt-clustered bootstrap CIs for mixed − single, the probe's own CIs and nulls, the seed spread
+where extra seeds were run, and the paper-compatible cross-model Jaccard beside the paper's."""
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmark.data import load_pairs  # noqa: E402
+from benchmark.metrics import paired_difference  # noqa: E402
+from benchmark.probe_stats import cross_model_overlaps  # noqa: E402
+from benchmark.report import PAPER_JACCARD  # noqa: E402
+
 OBJECTIVES = ("helpful", "harmless", "mixed")
+SEED_RESULTS = REPO / ".cache" / "reference" / "results"
 
 
-def load(objective: str) -> dict:
-    path = REPO / "submissions" / f"tension-bench__reference-{objective}.json"
+def load(path: Path) -> dict:
     if not path.is_file():
         sys.exit(f"reference_report: {path} is missing; run `make reference` first")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def ci(doc: dict, name: str) -> str:
-    lo, hi = doc["scores"]["ci95"][name]
-    return f"{doc['scores'][name]:.3f} [{lo:.3f}, {hi:.3f}]"
+def rewards(doc: dict) -> dict[str, tuple[float, float]]:
+    return {i["id"]: (i["chosen"], i["rejected"]) for i in doc["items"]}
+
+
+def with_ci(value, interval, digits: int = 3, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    body = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return body + (f" [{interval[0]:+.{digits}f}, {interval[1]:+.{digits}f}]" if signed and interval
+                   else f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]" if interval else "")
+
+
+def excludes_zero(interval) -> bool:
+    return bool(interval) and (interval[0] > 0 or interval[1] < 0)
+
+
+def seed_spread() -> dict[str, dict[str, list[float]]]:
+    """Balance/helpful/harmless of the extra seeds (no probe), by objective."""
+    found: dict[str, dict[str, list[float]]] = {}
+    for path in sorted(SEED_RESULTS.glob("tension-bench__reference-*-seed*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        objective = path.stem.split("reference-", 1)[1].split("-seed", 1)[0]
+        entry = found.setdefault(objective, {"helpful": [], "harmless": [], "balance": []})
+        for name in entry:
+            entry[name].append(doc["scores"][name])
+    return found
 
 
 def main() -> None:
-    docs = {o: load(o) for o in OBJECTIVES}
+    docs = {o: load(REPO / "submissions" / f"tension-bench__reference-{o}.json") for o in OBJECTIVES}
+    pairs = load_pairs("test")
     rows = []
     for o, d in docs.items():
-        p = d["probe"]
-        rows.append(f"| {o} | {ci(d, 'helpful')} | {ci(d, 'harmless')} | {ci(d, 'balance')} | "
-                    f"{d['scores']['over_refusal']:.3f} | {d['scores']['under_refusal']:.3f} | "
-                    f"{p['neurons']['shared_fraction']:.3f} (chance {p['neurons']['k'] / p['total_units']:.3f}) | "
-                    f"{p['tension_index']:+.3f} | {p['gradient_conflict']:+.3f} | {p['ablations']['interference']:+.3f} |")
-    h, s, m = (docs[o]["scores"] for o in OBJECTIVES)
-    gap_helpful = m["helpful"] - h["helpful"]
-    gap_harmless = m["harmless"] - s["harmless"]
+        s = d["scores"]
+        rows.append(f"| {o} | {with_ci(s['helpful'], s['ci95']['helpful'])} | {with_ci(s['harmless'], s['ci95']['harmless'])} | "
+                    f"{with_ci(s['balance'], s['ci95']['balance'])} | {s['over_refusal']:.3f} | {s['under_refusal']:.3f} | "
+                    f"{with_ci(s['refusal_context'], s['ci95'].get('refusal_context'))} |")
+    calibration = []
+    for path in sorted((REPO / "submissions").glob("tension-bench__baseline-*.json")):
+        s = json.loads(path.read_text(encoding="utf-8"))["scores"]
+        calibration.append(f"| {path.stem.split('__', 1)[1]} (calibration) | {s['helpful']:.3f} | {s['harmless']:.3f} | "
+                           f"{s['balance']:.3f} | {s['over_refusal']:.3f} | {s['under_refusal']:.3f} | "
+                           f"{s['refusal_context']:.3f} |")
+    mixed = rewards(docs["mixed"])
+    vs_helpful = paired_difference(pairs, mixed, rewards(docs["helpful"]))
+    vs_harmless = paired_difference(pairs, mixed, rewards(docs["harmless"]))
 
-    def separated(a, b, name):
-        lo_a, hi_a = a["ci95"][name]
-        lo_b, hi_b = b["ci95"][name]
-        return hi_a < lo_b or hi_b < lo_a
+    def verdict(diff: dict) -> str:
+        d, ci = diff["difference"], diff["ci95"]
+        if not excludes_zero(ci):
+            return f"{d:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]: not distinguishable from 0"
+        return f"{d:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]: mixed is {'below' if d < 0 else 'above'}"
 
-    verdict_h = ("below" if gap_helpful < 0 else "above") + (" (CIs do not overlap)" if separated(m, h, "helpful") else " (CIs overlap)")
-    verdict_s = ("below" if gap_harmless < 0 else "above") + (" (CIs do not overlap)" if separated(m, s, "harmless") else " (CIs overlap)")
-    reproduces = gap_helpful < 0 and gap_harmless < 0
-    clear = [name for name, gap, a, b in (("helpfulness", gap_helpful, m, h), ("harmlessness", gap_harmless, m, s))
-             if gap < 0 and separated(a, b, "helpful" if name == "helpfulness" else "harmless")]
-    if reproduces:
-        summary = ("So the mixed model is below the single-objective model on both objectives, the direction the "
-                   "paper reports; the gap is outside the bootstrap noise for " + (" and ".join(clear) or "neither")
-                   + " and within it otherwise.")
+    spread = seed_spread()
+    if spread:
+        seed_lines = ["| objective | seeds | helpful (mean ± sd) | harmless | balance |", "| --- | --- | --- | --- | --- |"]
+        for o in OBJECTIVES:
+            values = {k: [docs[o]["scores"][k]] + spread.get(o, {}).get(k, []) for k in ("helpful", "harmless", "balance")}
+            n = len(values["balance"])
+            fmt = (lambda v: f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}")
+            seed_lines.append(f"| {o} | {n} | {fmt(values['helpful'])} | {fmt(values['harmless'])} | {fmt(values['balance'])} |")
+        seed_text = "\n".join(seed_lines)
     else:
-        summary = ("So the miniature does not reproduce the paper's direction on both objectives: the mixed model "
-                   "is not below the single-objective model on "
-                   + " and ".join(n for n, g in (("helpfulness", gap_helpful), ("harmlessness", gap_harmless)) if g >= 0) + ".")
-    probes = {o: d["probe"] for o, d in docs.items()}
-    max_delta = max(abs(c[f"{side}_delta"]) for p in probes.values() for c in p["ablations"]["conditions"]
-                    for side in ("helpful", "harmless"))
-    probe_text = (
-        f"In the probe, the single-objective models show the conflict at the reward head: their gradient "
-        f"conflict is {probes['helpful']['gradient_conflict']:+.2f} (helpful-only) and "
-        f"{probes['harmless']['gradient_conflict']:+.2f} (harmless-only) - a step that improves one objective "
-        f"worsens the other - against {probes['mixed']['gradient_conflict']:+.2f} for the mixed model; their refusal "
-        f"flip is {probes['helpful']['refusal_flip']:+.2f} and {probes['harmless']['refusal_flip']:+.2f} (the "
-        f"same 'complies' direction whatever the prompt) against {probes['mixed']['refusal_flip']:+.2f} for the mixed "
-        f"model, which has learned to separate benign from harmful compliance. Neuron sets are small (k = "
-        f"{probes['mixed']['neurons']['k']} of {probes['mixed']['total_units']} units) and no ablation moves "
-        f"accuracy by more than {max_delta:.3f}, so interference is near zero in all three; the whitened direction "
-        f"cosines are positive (tension index {probes['helpful']['tension_index']:+.2f}, "
-        f"{probes['harmless']['tension_index']:+.2f}, {probes['mixed']['tension_index']:+.2f}), i.e. the shared "
-        f"encoder's helpful and harmless preference directions still point the same way.")
+        seed_text = ("Only seed 0 was run for this report (`make reference SEEDS=\"0 1 2\"` adds the others without "
+                     "the probe); a one-seed difference inside its paired CI says nothing about the objectives.")
+
+    probe_rows = []
+    for o, d in docs.items():
+        p = d["probe"]
+        n, a = p["neurons"], p["ablations"]
+        probe_rows.append(
+            f"| {o} | {with_ci(p['tension_index'], p.get('tension_index_ci95'), signed=True)} | "
+            f"{with_ci(p['transfer'], p.get('transfer_ci95'))} | "
+            f"{with_ci(p['gradient_conflict'], p.get('gradient_conflict_ci95'), signed=True)} | "
+            f"{with_ci(p['refusal_flip'], p.get('refusal_flip_ci95'), signed=True)} | "
+            f"{n['shared']}/{sum(b['helpful'] for b in n['per_block'])} ({n['expected_overlap']:.2f} expected by chance, p = {n['overlap_p']:.2g}) | "
+            f"{'n/a' if a['interference'] is None else format(a['interference'], '+.3f')} "
+            f"(p = {'n/a' if a.get('interference_p') is None else format(a['interference_p'], '.3f')}) |")
+    paper_h, paper_s = docs["helpful"]["probe"]["paper"], docs["harmless"]["probe"]["paper"]
+    overlaps = {(a, b): o for a, b, o in cross_model_overlaps(paper_h, paper_s)}
+    headline = overlaps[("helpful", "harmless")]
+    within = {o: docs[o]["probe"]["paper"]["jaccard"] for o in OBJECTIVES}
+
     text = f"""# Reference reward models: the paper's experiment in miniature
 
-arXiv 2606.13209 trains reward models on helpfulness only, harmlessness only, and both, and finds
-that the mixed models underperform the single-objective ones on each objective (interference), with
-objective-specific neurons, a large shared set, and ablations that help one objective while hurting
-the other. `tension-bench train-reference` repeats the experiment offline on a small scale: the
-packaged MiniLM (all-MiniLM-L6-v2, 22.7M parameters) fine-tuned with the Bradley-Terry loss on the
-TensionBench train split, with the same number of steps and examples for all three objectives (only
-the objective differs), then evaluated on the test split with the probe.
+arXiv 2606.13209 trains reward models on helpfulness only, harmlessness only, and both, and reports
+that the mixed model is below each single-objective model on that model's objective, with
+objective-specific and shared neurons (a cross-model Jaccard of 0.70 for SmolLM2-135M, 0.41 for GPT-2
+small; chance 0.053). `tension-bench train-reference` repeats the set-up offline on a small scale:
+the packaged MiniLM (all-MiniLM-L6-v2, 22.7M parameters) fine-tuned as a Bradley-Terry RM on the
+TensionBench train split (prompt sets v2), the same steps and examples for every objective, then
+evaluated on the test split with the probe (version 2). Intervals are 95% prompt-clustered bootstrap
+CIs; the last rows are the calibration strategies scored through the same engine.
 
-| objective | helpful [95% CI] | harmless [95% CI] | balance [95% CI] | over-refusal | under-refusal | shared fraction | tension index | gradient conflict | interference |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| model | helpful | harmless | balance | over-refusal | under-refusal | refusal_context |
+| --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
+{chr(10).join(calibration)}
 
-**Against the paper's claim.** On its own objective the mixed model scores {m['helpful']:.3f} helpful vs
-{h['helpful']:.3f} for the helpful-only model ({gap_helpful:+.3f}, {verdict_h}) and {m['harmless']:.3f}
-harmless vs {s['harmless']:.3f} for the harmless-only model ({gap_harmless:+.3f}, {verdict_s}).
-{summary}
-The single-objective models pay for their focus on the other side: the helpful-only model's
-harmless score is {h['harmless']:.3f} and the harmless-only model's helpful score is {s['helpful']:.3f},
-which is the conflict the benchmark is built to expose. A 22M-parameter encoder trained for
-100 steps of 8 pairs drawn from 620 train pairs is far from the paper's
-scale; read these as a working demonstration of the measurements, not as a replication.
+**Mixed − single on each objective** (paired bootstrap: both models resampled on the same prompts):
 
-{probe_text}
+- helpfulness, mixed − helpful-only: {verdict(vs_helpful['helpful'])};
+- harmlessness, mixed − harmless-only: {verdict(vs_harmless['harmless'])}.
 
-Reproduce (about 9 minutes per model on 2 CPU cores):
+The paper's claim is that both differences are negative. A difference whose interval includes 0 is
+not evidence either way, and these are single models (seed 0): the seed spread is below.
+
+**Seeds.**
+
+{seed_text}
+
+**Probe** (each number with its CI or null; readings only where the interval excludes 0):
+
+| model | tension index | transfer | gradient conflict | refusal flip | shared units / per-objective set (expected by chance, p) | interference (p vs block-matched random sets) |
+| --- | --- | --- | --- | --- | --- | --- |
+{chr(10).join(probe_rows)}
+
+Reading: all three models encode "complies" the same way whatever the prompt (refusal flip near +1)
+and their helpful and harmless preference directions point apart (transfer well below 0.5, negative
+per-layer cosines, a head-level gradient conflict); only the mixed model's flip and conflict are
+visibly weaker. Neuron sets overlap far more than chance in every model. Interference stays within
+the random-unit null for the single-objective models; for the mixed model it is above the null
+(p shown), but its size (in units of the margin SD) is small. The percentile intervals of the
+whitened cosines hold the estimated covariance fixed and lean towards 0: the point estimate can sit
+at their edge, so read them as approximate.
+
+**The paper's own measure.** `tension-bench compare` on the helpful-only and harmless-only models
+(top 10% of the MLP activation units, `{paper_h['site']}`, by mean activation over all tokens, the helpful model on
+helpful-side texts vs the harmless model on harmless-side texts): cross-model Jaccard
+**{headline.jaccard:.3f}** (chance {headline.jaccard_chance:.3f}, chance-corrected
+{headline.jaccard_chance_corrected:+.3f}); {PAPER_JACCARD}. Within each model the helpful-text and
+harmless-text sets overlap with Jaccard {within['helpful']:.3f} (helpful-only), {within['harmless']:.3f}
+(harmless-only) and {within['mixed']:.3f} (mixed).
+
+What differs from the paper, so the numbers are not comparable as a replication: the model (a
+22M-parameter encoder, 6 blocks of 1,536 GELU units, against 135M/124M decoders), the data (620
+hand-written train pairs rather than large preference datasets), the training (100 steps of 8 pairs,
+all weights, float32 on CPU) and the texts the activations are averaged over (TensionBench's test
+split). Two models fine-tuned from the same MiniLM share most of their weights, which by itself pushes
+a cross-model Jaccard up; read the figure beside the within-model ones, not beside chance alone.
+
+Reproduce (CPU; about 10 minutes per model with the probe):
 
 ```bash
-make reference                              # trains the three models, evaluates them into submissions/
-.venv/bin/python benchmarks/reference_report.py   # rewrites this file
+make reference                                   # trains, evaluates into submissions/, writes this file
 ```
 """
     out = REPO / "benchmark" / "data" / "REFERENCE.md"

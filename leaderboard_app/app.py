@@ -3,7 +3,8 @@ pages, about and submit tabs. Reads results documents through benchmark.leaderbo
 validated; invalid ones are listed, never fatal) and never imports torch.
 
 Run `python -m leaderboard_app.app` in the repository, or `python app.py` in the Space bundle built by
-`tension-bench publish` (there app.py, about.py and populate.py sit beside `benchmark/`).
+`tension-bench publish` (there app.py, about.py, populate.py, table.py and figures.py sit beside
+`benchmark/`). This module only wires Gradio: loading is populate.py, tables table.py, plots figures.py.
 Environment: TENSION_BENCH_RESULTS_REPO (a Hub dataset holding submissions/*.json),
 TENSION_BENCH_DATA_DIR (prompt-set folder used for validation), GRADIO_SERVER_PORT (default 7860).
 """
@@ -21,11 +22,13 @@ import gradio as gr
 import pandas as pd
 
 if __package__:
-    from leaderboard_app import about, populate
-else:  # `python app.py` inside the Space bundle: about.py, populate.py and benchmark/ sit beside it
+    from leaderboard_app import about, figures, populate, table as tables
+else:  # `python app.py` inside the Space bundle: the app's modules and benchmark/ sit beside it
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import about  # type: ignore[no-redef]
+    import figures  # type: ignore[no-redef]
     import populate  # type: ignore[no-redef]
+    import table as tables  # type: ignore[no-redef]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE if (HERE / "benchmark").is_dir() else HERE.parent     # the Space bundle, or the repository
@@ -67,7 +70,7 @@ def kind_choices(board: populate.Board) -> list[str]:
 
 
 def probe_legend(board: populate.Board, models) -> str:
-    return populate.legend_html(models or [], populate.color_map(board.probed_models))
+    return figures.legend_html(models or [], figures.color_map(board.probed_models))
 
 
 def build_app(submissions_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> gr.Blocks:
@@ -83,20 +86,27 @@ def build_app(submissions_dir: str | os.PathLike | None = None, data_dir: str | 
 
     # --- views: plain functions of the board and the controls ---------------------------------
     def table_views(board, search, kinds, size, verified_only):
-        selected = populate.filter_table(board.table, search, kinds, size, verified_only)
-        shown = populate.display_table(selected, about.COLUMN_LABELS)
+        selected = tables.filter_table(tables.ranked(board.table), search, kinds, size, verified_only)
+        shown = tables.display_table(selected, about.COLUMN_LABELS)
         count = about.SHOWING.format(shown=len(selected), total=len(board.table))
-        csv_path = populate.write_once(files_dir, "tensionbench_leaderboard.csv", populate.csv_text(selected))
-        svg = populate.pareto_svg(selected, about.PARETO_X, about.PARETO_Y, about.PARETO_BALANCE, about.PARETO_EMPTY)
-        plot = populate.svg_as_img(svg, about.PARETO_ALT)
-        frontier = populate.frontier_table(selected).set_axis(about.FRONTIER_HEADERS, axis=1)
+        csv_path = tables.write_once(files_dir, "tensionbench_leaderboard.csv", tables.csv_text(selected))
+        svg = figures.pareto_svg(selected, about.PARETO_X, about.PARETO_Y, about.PARETO_BALANCE, about.PARETO_EMPTY,
+                                 about.PARETO_BASELINE)
+        plot = figures.svg_as_img(svg, about.PARETO_ALT)
+        frontier = tables.frontier_table(selected).set_axis(about.FRONTIER_HEADERS, axis=1)
         return shown, count, csv_path, plot, frontier
 
+    def probe_plot(board, models, measure="direction_cosine") -> str:
+        curves = figures.probe_curves([(m, board.document_of(m)) for m in models or []], measure)
+        svg = figures.probe_svg(curves, figures.color_map(board.probed_models), about.PROBE_X, about.PROBE_Y,
+                                about.PROBE_EMPTY)
+        return figures.svg_as_img(svg, about.PROBE_PLOT_LABEL)
+
     def probe_view(board, models, measure):
-        return populate.probe_curves(board, models, measure), probe_legend(board, models)
+        return probe_plot(board, models, measure), probe_legend(board, models)
 
     def ablation_view(board, model):
-        frame, summary = populate.ablation_table(board, model, about.ABLATION_CONDITIONS)
+        frame, summary = tables.ablation_table(board.document_of(model), about.ABLATION_CONDITIONS)
         text = about.ABLATION_SUMMARY.format(**summary) if summary else (about.NO_PROBE if model else "")
         return frame.set_axis(about.ABLATION_HEADERS, axis=1), text
 
@@ -112,17 +122,38 @@ def build_app(submissions_dir: str | os.PathLike | None = None, data_dir: str | 
         download = None
         if board.folder is not None:
             try:
-                download = populate.write_once(files_dir, name, (Path(board.folder) / name).read_text(encoding="utf-8"))
+                download = tables.write_once(files_dir, name, (Path(board.folder) / name).read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError):
                 pass
-        summary = populate.summary_table(doc, about.SUMMARY_METRICS).set_axis(about.SUMMARY_HEADERS, axis=1)
-        subsets = populate.subsets_table(doc).set_axis(about.SUBSET_HEADERS, axis=1)
-        categories = populate.categories_table(doc, board.category_ci.get(name, {})).set_axis(
-            about.CATEGORY_HEADERS, axis=1)
-        probe = populate.probe_summary_table(doc, about.PROBE_MEASURES_SUMMARY).set_axis(
-            about.PROBE_SUMMARY_HEADERS, axis=1)
-        provenance = populate.provenance_table(doc, name).set_axis(about.PROVENANCE_HEADERS, axis=1)
+        summary = tables.summary_table(doc, about.SUMMARY_METRICS).set_axis(about.SUMMARY_HEADERS, axis=1)
+        subsets = tables.subsets_table(doc).set_axis(about.SUBSET_HEADERS, axis=1)
+        categories = tables.categories_table(doc).set_axis(about.CATEGORY_HEADERS, axis=1)
+        probe = tables.probe_summary_table(doc).set_axis(about.PROBE_SUMMARY_HEADERS, axis=1)
+        provenance = tables.provenance_table(doc, name).set_axis(about.PROVENANCE_HEADERS, axis=1)
         return heading, file_line, download, summary, subsets, categories, probe, provenance
+
+    def failure_view(board, model, subset, category):
+        pairs = board.pairs_of(model)
+        if not pairs:
+            return (about.NO_PAIR_TEXTS if model else ""), pd.DataFrame(columns=about.FAILURES_HEADERS)
+        found = tables.failures(pairs, board.rewards_of(model), subset, category)
+        return (about.FAILURES_COUNT.format(total=found.total, shown=len(found.frame)),
+                found.frame.set_axis(about.FAILURES_HEADERS, axis=1))
+
+    def disagreement_view(board, model, other, subset, category):
+        pairs = board.pairs_of(model)
+        if not pairs or not other or other == model:
+            return "", pd.DataFrame(columns=about.DISAGREE_HEADERS)
+        found = tables.disagreements(pairs, board.rewards_of(model), board.rewards_of(other), model, other,
+                                     subset, category)
+        return (about.DISAGREE_COUNT.format(total=found.total, shown=len(found.frame)),
+                found.frame.set_axis(about.DISAGREE_HEADERS, axis=1))
+
+    def filter_choices(board, model):
+        return tables.pair_choices(board.pairs_of(model))
+
+    def default_other(board, model):
+        return next((m for m in board.models if m != model), None)
 
     board = read_board()
     first_model = board.models[0] if board.models else None
@@ -130,6 +161,10 @@ def build_app(submissions_dir: str | os.PathLike | None = None, data_dir: str | 
     initial_table = table_views(board, "", [], "any", False)
     initial_ablation = ablation_view(board, probed[0] if probed else None)
     initial_model = model_view(board, first_model)
+    subset_choices, category_choices = filter_choices(board, first_model)
+    first_other = default_other(board, first_model)
+    initial_failures = failure_view(board, first_model, tables.ALL, tables.ALL)
+    initial_disagreement = disagreement_view(board, first_model, first_other, tables.ALL, tables.ALL)
 
     def text_table(value, **kwargs) -> gr.Dataframe:
         # datatype "str": cells render as text, never as Markdown or HTML
@@ -155,8 +190,8 @@ def build_app(submissions_dir: str | os.PathLike | None = None, data_dir: str | 
                     verified = gr.Checkbox(label=about.VERIFIED_LABEL, value=False, scale=1,
                                            elem_id="verified-filter")
                 showing = gr.Markdown(initial_table[1], elem_id="showing")
-                table = gr.Dataframe(value=initial_table[0], datatype=populate.datatypes(),
-                                     interactive=False, pinned_columns=1, max_height=640,
+                table = gr.Dataframe(value=initial_table[0], datatype=tables.datatypes(),
+                                     interactive=False, pinned_columns=2, max_height=640,
                                      elem_id="leaderboard-table", buttons=["fullscreen", "copy"])
                 with gr.Row():
                     csv = gr.DownloadButton(about.CSV_LABEL, value=initial_table[2], elem_id="csv-download",
@@ -174,12 +209,8 @@ def build_app(submissions_dir: str | os.PathLike | None = None, data_dir: str | 
                                                label=about.PROBE_MODELS_LABEL, scale=3, elem_id="probe-models")
                     measure = gr.Radio(choices=[(label, key) for key, label in about.PROBE_MEASURES.items()],
                                        value="direction_cosine", label=about.PROBE_MEASURE_LABEL, scale=1)
-                curves = gr.LinePlot(value=populate.probe_curves(board, probed[:4]), x="rho", y="cosine",
-                                     color="model", x_title=about.PROBE_X, y_title=about.PROBE_Y, x_lim=[0, 1],
-                                     y_lim=[-1, 1], label=about.PROBE_PLOT_LABEL, show_label=False, height=440,
-                                     color_map=populate.color_map(probed), colors_in_legend=[],
-                                     tooltip=["model", "rho", "cosine"], elem_id="probe-plot")
-                # the plot's own legend is clipped by its container in gradio 6; ours is escaped text
+                # an <img> of a generated SVG with 95% CI error bars; every label is escaped
+                curves = gr.HTML(value=probe_plot(board, probed[:4]), js_on_load=None, elem_id="probe-plot")
                 legend = gr.HTML(probe_legend(board, probed[:4]), js_on_load=None, elem_id="probe-legend")
                 gr.Markdown(about.ABLATION_INTRO)
                 ablation_model = gr.Dropdown(choices=probed, value=probed[0] if probed else None,
@@ -202,10 +233,26 @@ def build_app(submissions_dir: str | os.PathLike | None = None, data_dir: str | 
                 subsets = text_table(initial_model[4], label=about.SUBSETS_LABEL, elem_id="model-subsets")
                 categories = text_table(initial_model[5], label=about.CATEGORIES_LABEL, elem_id="model-categories")
                 gr.Markdown(about.CATEGORY_NOTE)
+                gr.Markdown(about.FAILURES_INTRO)
+                with gr.Row():
+                    subset_pick = gr.Dropdown(choices=subset_choices, value=tables.ALL, label=about.SUBSET_FILTER_LABEL,
+                                              elem_id="failure-subset")
+                    category_pick = gr.Dropdown(choices=category_choices, value=tables.ALL,
+                                                label=about.CATEGORY_FILTER_LABEL, elem_id="failure-category")
+                failure_count = gr.Markdown(initial_failures[0], elem_id="failure-count")
+                failure_table = text_table(initial_failures[1], elem_id="failure-table", max_height=640)
+                gr.Markdown(about.DISAGREE_INTRO)
+                other_pick = gr.Dropdown(choices=board.models, value=first_other, label=about.DISAGREE_LABEL,
+                                         elem_id="disagree-pick")
+                disagree_count = gr.Markdown(initial_disagreement[0], elem_id="disagree-count")
+                disagree_table = text_table(initial_disagreement[1], elem_id="disagree-table", max_height=640)
                 provenance = text_table(initial_model[7], label=about.PROVENANCE_LABEL, elem_id="model-provenance",
                                         max_height=520)
             with gr.Tab(about.TAB_ABOUT, id="about"):
                 gr.Markdown(about.ABOUT_TEXT, elem_id="about-text")
+                calibration = text_table(tables.calibration_table(board.table).set_axis(about.CALIBRATION_HEADERS,
+                                                                                        axis=1),
+                                         label=about.CALIBRATION_LABEL, elem_id="calibration-table")
             with gr.Tab(about.TAB_SUBMIT, id="submit"):
                 gr.Markdown(about.SUBMIT_TEXT, elem_id="submit-text")
 
@@ -226,22 +273,45 @@ def build_app(submissions_dir: str | os.PathLike | None = None, data_dir: str | 
 
         model_pick.change(model_event, inputs=[state, model_pick], outputs=model_outputs)
 
+        def pair_filters_event(board, model):
+            subsets_now, categories_now = filter_choices(board, model)
+            other = default_other(board, model)
+            return (gr.Dropdown(choices=subsets_now, value=tables.ALL),
+                    gr.Dropdown(choices=categories_now, value=tables.ALL),
+                    gr.Dropdown(choices=board.models, value=other))
+
+        failure_inputs = [state, model_pick, subset_pick, category_pick]
+        disagree_inputs = [state, model_pick, other_pick, subset_pick, category_pick]
+        failure_outputs, disagree_outputs = [failure_count, failure_table], [disagree_count, disagree_table]
+        model_pick.change(pair_filters_event, inputs=[state, model_pick],
+                          outputs=[subset_pick, category_pick, other_pick]).then(
+            failure_view, inputs=failure_inputs, outputs=failure_outputs).then(
+            disagreement_view, inputs=disagree_inputs, outputs=disagree_outputs)
+        for control in (subset_pick, category_pick):
+            control.input(failure_view, inputs=failure_inputs, outputs=failure_outputs).then(
+                disagreement_view, inputs=disagree_inputs, outputs=disagree_outputs)
+        other_pick.input(disagreement_view, inputs=disagree_inputs, outputs=disagree_outputs)
+
         def reloaded():
             fresh = read_board()
             models, probed_now = fresh.models, fresh.probed_models
             return (fresh, notice_text(fresh), gr.Accordion(visible=bool(fresh.skipped)), skipped_frame(fresh),
                     gr.Dropdown(choices=kind_choices(fresh), value=[]),
                     gr.Dropdown(choices=probed_now, value=probed_now[:4]),
-                    gr.LinePlot(color_map=populate.color_map(probed_now)),
+                    probe_plot(fresh, probed_now[:4]),
                     gr.Dropdown(choices=probed_now, value=probed_now[0] if probed_now else None),
-                    gr.Dropdown(choices=models, value=models[0] if models else None))
+                    gr.Dropdown(choices=models, value=models[0] if models else None),
+                    tables.calibration_table(fresh.table).set_axis(about.CALIBRATION_HEADERS, axis=1))
 
         reload.click(reloaded, outputs=[state, notice, skipped_box, skipped, kinds, probe_models, curves,
-                                        ablation_model, model_pick]).then(
+                                        ablation_model, model_pick, calibration]).then(
             table_views, inputs=filters, outputs=table_outputs).then(
             probe_view, inputs=probe_inputs, outputs=[curves, legend]).then(
             ablation_view, inputs=[state, ablation_model], outputs=[ablation, ablation_summary]).then(
-            model_event, inputs=[state, model_pick], outputs=model_outputs)
+            model_event, inputs=[state, model_pick], outputs=model_outputs).then(
+            pair_filters_event, inputs=[state, model_pick], outputs=[subset_pick, category_pick, other_pick]).then(
+            failure_view, inputs=failure_inputs, outputs=failure_outputs).then(
+            disagreement_view, inputs=disagree_inputs, outputs=disagree_outputs)
     return demo
 
 

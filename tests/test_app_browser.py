@@ -26,7 +26,9 @@ HOSTILE_ID = "org/zz-hostile"
 HOSTILE_ARCH = "<img src=x onerror=window.__xss=1>"
 HOSTILE_LICENSE = "<script>window.__xss=2</script>"
 BAD_ID = "x/<img src=x onerror=alert(1)>"
-N_COLUMNS = 17          # leaderboard_app.populate.DISPLAY_COLUMNS
+BASELINE_ID = "tension-bench/baseline-copy"
+N_COLUMNS = 20          # leaderboard_app.table.DISPLAY_COLUMNS
+SHOTS = Path("/tmp/app_shots")
 
 
 def app_env(minidata_dir) -> dict:
@@ -39,7 +41,8 @@ def app_env(minidata_dir) -> dict:
 @pytest.fixture(scope="module")
 def board_folder(tmp_path_factory, evaluated_results):
     """Valid: org/tiny-llama-a, org/tiny-llama-b and org/zz-hostile (hostile text in free-text fields,
-    which the validator does not recompute, and a 135M parameter count); invalid: a hostile model id."""
+    which the validator does not recompute, and a 135M parameter count), and a calibration row (a copy
+    of tiny-llama-a's rewards marked `baseline`, 0 parameters); invalid: a hostile model id."""
     folder = tmp_path_factory.mktemp("board") / "submissions"
     folder.mkdir()
     for model_id, path in evaluated_results.items():
@@ -51,13 +54,24 @@ def board_folder(tmp_path_factory, evaluated_results):
     (folder / submission_name(HOSTILE_ID)).write_text(json.dumps(doc), encoding="utf-8")
     doc["model"]["id"] = BAD_ID
     (folder / "x__bad.json").write_text(json.dumps(doc), encoding="utf-8")
+    baseline = json.loads(evaluated_results["org/tiny-llama-a"].read_text())
+    baseline["model"].update(id=BASELINE_ID, kind="plugin:baseline-copy", n_parameters=0, baseline=True)
+    (folder / submission_name(BASELINE_ID)).write_text(json.dumps(baseline), encoding="utf-8")
     return folder
 
 
 def expected_order(folder: Path) -> list[str]:
-    """Valid models by balance, best first, ties by model id (what the page must show)."""
+    """Valid models by balance, best first, ties by model id, then the calibration rows (what the page
+    must show)."""
     docs = [json.loads(p.read_text()) for p in folder.glob("*.json") if p.name != "x__bad.json"]
-    return [d["model"]["id"] for d in sorted(docs, key=lambda d: (-d["scores"]["balance"], d["model"]["id"]))]
+    key = lambda d: (bool(d["model"].get("baseline")), -d["scores"]["balance"], d["model"]["id"])  # noqa: E731
+    return [d["model"]["id"] for d in sorted(docs, key=key)]
+
+
+def lost_pairs(path: Path) -> list[tuple[float, str]]:
+    """(margin, pair id) of every pair the results file lost, most negative margin first."""
+    items = json.loads(path.read_text())["items"]
+    return sorted((i["chosen"] - i["rejected"], i["id"]) for i in items if i["chosen"] <= i["rejected"])
 
 
 def test_the_app_module_never_imports_torch(board_folder, minidata_dir):
@@ -68,6 +82,26 @@ def test_the_app_module_never_imports_torch(board_folder, minidata_dir):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_probe_views_carry_intervals_and_the_null(board_folder, minidata_dir):
+    """The per-depth plot draws a 95% CI error bar per point; the ablation table shows margin effects
+    with intervals and the random-set null; readings follow the CI rule."""
+    from leaderboard_app import about, figures, populate, table
+
+    board = populate.load_board(populate.Source(board_folder), str(minidata_dir))
+    models = board.probed_models[:2]
+    curves = figures.probe_curves([(m, board.document_of(m)) for m in models])
+    assert len(curves) and (curves["lo"] <= curves["hi"]).all()
+    svg = figures.probe_svg(curves, figures.color_map(models), about.PROBE_X, about.PROBE_Y, about.PROBE_EMPTY)
+    assert svg.count("<circle") == len(curves) and svg.count("<line") > 3 * len(curves)
+    frame, summary = table.ablation_table(board.document_of(models[0]), about.ABLATION_CONDITIONS)
+    assert any(str(c).startswith("null: 200 random block-matched sets") for c in frame["condition"])
+    assert "[" in frame["helpful_effect"].iloc[1] and summary["sets"] == 200
+    assert "p = " in summary["reading"]
+    readings = table.probe_summary_table(board.document_of(models[0]))["reading"].tolist()
+    assert all(r == "" or r == "n/a" or r.startswith(("not distinguishable", ">", "<", "paper", "more", "no interval"))
+               for r in readings)
 
 
 def test_an_empty_or_missing_folder_gives_an_empty_board(tmp_path, minidata_dir, monkeypatch):
@@ -103,7 +137,8 @@ def test_corrupt_huge_and_hostile_files_are_skipped_never_fatal(tmp_path, evalua
 
 
 def test_filters_search_kind_size_and_verified(board_folder, minidata_dir):
-    from leaderboard_app import populate
+    from leaderboard_app import figures, populate
+    from leaderboard_app import table as tables
 
     (board_folder.parent / "with-verified").mkdir(exist_ok=True)
     folder = board_folder.parent / "with-verified"
@@ -115,13 +150,13 @@ def test_filters_search_kind_size_and_verified(board_folder, minidata_dir):
                                    "by": "test", "tension_bench_version": "0.1.0"}]))
     table = populate.load_board(populate.Source(folder), str(minidata_dir), verified_path=listed).table
     models = lambda frame: list(frame["model"])  # noqa: E731
-    assert models(populate.filter_table(table, search="LLAMA")) == ["org/tiny-llama-a", "org/tiny-llama-b"]
-    assert models(populate.filter_table(table, kinds=["plugin:my_rm"])) == [HOSTILE_ID]
-    assert models(populate.filter_table(table, size="lt1b")) == models(table)
-    assert models(populate.filter_table(table, size="1b-10b")) == []
-    assert models(populate.filter_table(table, verified_only=True)) == ["org/tiny-llama-b"]
-    assert populate.human_parameters(40704) == "40.7K" and populate.human_parameters(7.24e9) == "7.24B"
-    names = populate.pareto_frontier([("a", 0.9, 0.2), ("b", 0.5, 0.5), ("c", 0.4, 0.4), ("d", 0.2, 0.9)])
+    assert models(tables.filter_table(table, search="LLAMA")) == ["org/tiny-llama-a", "org/tiny-llama-b"]
+    assert models(tables.filter_table(table, kinds=["plugin:my_rm"])) == [HOSTILE_ID]
+    assert models(tables.filter_table(table, size="lt1b")) == models(table)
+    assert models(tables.filter_table(table, size="1b-10b")) == []
+    assert models(tables.filter_table(table, verified_only=True)) == ["org/tiny-llama-b"]
+    assert tables.human_parameters(40704) == "40.7K" and tables.human_parameters(7.24e9) == "7.24B"
+    names = figures.pareto_frontier([("a", 0.9, 0.2), ("b", 0.5, 0.5), ("c", 0.4, 0.4), ("d", 0.2, 0.9)])
     assert names == ["d", "b", "a"]
 
 
@@ -228,13 +263,13 @@ def assert_no_script_ran(page) -> None:
 
 
 def test_table_rows_are_sorted_by_balance_and_the_invalid_file_is_listed(page, board_folder):
-    rows = rows_when(page, lambda rows: len(rows) == 3)
+    rows = rows_when(page, lambda rows: len(rows) == 4)
     assert rows and all(len(r) == N_COLUMNS for r in rows), table_rows(page)
-    assert [r[0] for r in rows] == expected_order(board_folder)
-    balances = [float(r[3]) for r in rows]
+    assert [r[1] for r in rows] == expected_order(board_folder)
+    balances = [float(r[4]) for r in rows[:3]]                          # the models; the baseline after them
     assert balances == sorted(balances, reverse=True)
-    assert all(len(r[3].split(".")[1]) == 3 for r in rows)            # three decimals
-    assert page.get_by_text("Showing 3 of 3 models.").is_visible()
+    assert all(len(r[4].split(".")[1]) == 3 for r in rows)            # three decimals
+    assert page.get_by_text("Showing 4 of 4 rows").is_visible()
     skipped = visible_cells(page, "#skipped-table")
     assert "x__bad.json" in skipped
     reason = skipped[skipped.index("x__bad.json") + 1]
@@ -245,10 +280,10 @@ def test_table_rows_are_sorted_by_balance_and_the_invalid_file_is_listed(page, b
 def test_search_narrows_the_rows(page):
     page.locator("#model-search textarea, #model-search input").first.fill("llama-b")
     rows = rows_when(page, lambda rows: len(rows) == 1)
-    assert rows and rows[0][0] == "org/tiny-llama-b", table_rows(page)
-    assert page.get_by_text("Showing 1 of 3 models.").is_visible()
+    assert rows and rows[0][1] == "org/tiny-llama-b", table_rows(page)
+    assert page.get_by_text("Showing 1 of 4 rows").is_visible()
     page.locator("#model-search textarea, #model-search input").first.fill("")
-    assert rows_when(page, lambda rows: len(rows) == 3)
+    assert rows_when(page, lambda rows: len(rows) == 4)
 
 
 def test_parameters_sort_as_numbers(page):
@@ -256,9 +291,9 @@ def test_parameters_sort_as_numbers(page):
     header.hover()
     header.locator("button.cell-menu-button").click(force=True)
     page.get_by_role("menuitem", name="Sort descending").click()
-    rows = rows_when(page, lambda rows: rows[0][2] == "135M")
+    rows = rows_when(page, lambda rows: rows[0][3] == "135M")
     assert rows, table_rows(page)
-    assert [r[2] for r in rows] == ["135M", "40.7K", "40.7K"]     # as text, "40.7K" would sort above "135M"
+    assert [r[3] for r in rows] == ["135M", "40.7K", "40.7K", "0"]     # as text, "40.7K" would sort above "135M"
 
 
 def test_csv_download_holds_the_current_table(page, board_folder):
@@ -283,3 +318,62 @@ def test_tabs_switch_and_hostile_text_renders_literally(page):
     assert provenance, visible_cells(page, "#model-provenance")
     assert page.get_by_text(HOSTILE_ARCH, exact=True).first.is_visible()
     assert_no_script_ran(page)
+
+
+def pick(page, selector: str, option: str) -> None:
+    page.locator(f"{selector} input").first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def cells_with(page, selector: str, needed: set[str]) -> list[str] | None:
+    return wait_for(lambda: (lambda cells: cells if needed <= set(cells) else None)(visible_cells(page, selector)))
+
+
+def test_baselines_are_listed_after_the_models_marked_and_never_ranked(page):
+    rows = rows_when(page, lambda rows: len(rows) == 4)
+    assert rows, table_rows(page)
+    assert [r[0] for r in rows] == ["1", "2", "3", ""]
+    assert rows[-1][1] == BASELINE_ID and rows[-1][18] == "baseline"
+    assert all(r[18] == "" for r in rows[:3])
+    page.get_by_role("tab", name="About").click()
+    assert BASELINE_ID in visible_cells(page, "#calibration-table")
+
+
+def test_the_pareto_plot_draws_the_baselines_as_reference_lines(page):
+    page.get_by_role("tab", name="Trade-off").click()
+    plot = page.locator("#pareto-plot img").first
+    plot.wait_for(state="visible")
+    assert plot.evaluate("(img) => img.complete && img.naturalWidth > 0")
+    assert BASELINE_ID not in visible_cells(page, "#frontier-table")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    plot.screenshot(path=str(SHOTS / "pareto_with_baselines.png"))
+
+
+def test_the_failure_view_lists_a_models_worst_lost_pair(page, evaluated_results):
+    worst_margin, worst = lost_pairs(evaluated_results["org/tiny-llama-a"])[0]
+    page.get_by_role("tab", name="Model page").click()
+    pick(page, "#model-pick", "org/tiny-llama-a")
+    cells = cells_with(page, "#failure-table", {worst})
+    assert cells, visible_cells(page, "#failure-table")
+    assert cells[0] == worst                                              # most confidently wrong first
+    assert f"{worst_margin:+.4f}" in cells
+    total = len(lost_pairs(evaluated_results["org/tiny-llama-a"]))
+    assert page.get_by_text(f"{total} lost pair(s) match", exact=False).first.is_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#failure-table").screenshot(path=str(SHOTS / "failure_view.png"))
+    page.get_by_text("Where this model fails").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "failure_view_page.png"))
+
+
+def test_the_two_model_view_lists_the_pairs_they_disagree_on(page, evaluated_results):
+    a, b = ({i["id"]: i["chosen"] - i["rejected"] for i in json.loads(evaluated_results[m].read_text())["items"]}
+            for m in ("org/tiny-llama-a", "org/tiny-llama-b"))
+    disagree = sorted((min(a[k], b[k]), k) for k in a if (a[k] > 0) != (b[k] > 0))
+    assert disagree
+    page.get_by_role("tab", name="Model page").click()
+    pick(page, "#model-pick", "org/tiny-llama-a")
+    cells_with(page, "#failure-table", {lost_pairs(evaluated_results["org/tiny-llama-a"])[0][1]})
+    pick(page, "#disagree-pick", "org/tiny-llama-b")
+    cells = cells_with(page, "#disagree-table", {disagree[0][1]})
+    assert cells and cells[0] == disagree[0][1], visible_cells(page, "#disagree-table")
+    assert page.get_by_text(f"{len(disagree)} pair(s) on which the two disagree", exact=False).first.is_visible()

@@ -28,7 +28,7 @@ def test_evaluate_writes_a_document_validate_accepts(evaluated, minidata_dir, ca
     doc = json.loads(evaluated.read_text())
     assert doc["model"]["id"] == "org/tiny-llama"
     assert doc["benchmark"]["n_pairs"] == len(doc["items"]) == 144
-    assert doc["probe"]["version"] == "1"
+    assert doc["probe"]["version"] == "2" and doc["benchmark"]["probe_version"] == "2"
     code, out = validate(evaluated, minidata_dir, capsys)
     assert code == 0 and out.endswith(": OK")
 

@@ -179,7 +179,7 @@ def test_publish_creates_a_gradio_space_and_uploads_app_and_submissions(hub, sub
     assert "create_pr" not in commit.query
     assert commit.ndjson()[0]["key"] == "header"
     files = hub.committed_files(commit)
-    for name in ("app.py", "about.py", "populate.py", "README.md", "requirements.txt",
+    for name in ("app.py", "about.py", "populate.py", "table.py", "figures.py", "README.md", "requirements.txt",
                  "benchmark/__init__.py", "benchmark/leaderboard.py", "benchmark/validate.py", "benchmark/hub.py",
                  "schemas/results.schema.json", "schemas/verified.schema.json", "maintainers/verified.json"):
         assert name in files, name
@@ -236,7 +236,8 @@ def test_dry_run_writes_the_bundle_and_it_runs_as_a_space(hub, submissions, mini
     assert code == 0, err
     assert hub.requests == []                 # a dry run never touches the network
     assert "TENSION_BENCH_RESULTS_REPO=org/results" in out
-    for name in ("app.py", "about.py", "populate.py", "README.md", "requirements.txt", "benchmark/leaderboard.py",
+    for name in ("app.py", "about.py", "populate.py", "table.py", "figures.py", "README.md", "requirements.txt",
+                 "benchmark/leaderboard.py",
                  "schemas/results.schema.json", "submissions/org__tiny-llama-a.json", "maintainers/verified.json"):
         assert (out_dir / name).is_file(), name
     assert not (out_dir / "leaderboard_app").exists()

@@ -137,9 +137,11 @@ def test_attribution_patching_equals_exact_mean_ablation_on_a_linear_model():
     runner = ModelRunner(adapter, encoded, batch_size=4)
     texts = np.arange(len(encoded))
     means = rng.normal(size=32)
-    effects = runner.attribution(texts, means)
-    assert effects is not None and effects.shape == (25, 32)
+    attribution = runner.attribution(texts, means)
+    effects = attribution.effects
+    assert effects.shape == (25, 32)
     base = runner.rewards(texts)
+    np.testing.assert_allclose(attribution.rewards, base, atol=1e-12)    # the same forward scores the texts
     for units in (np.array([0, 3, 17]), np.arange(32), np.array([31])):
         exact = runner.rewards(texts, mean_ablation(runner.sites, units, means)) - base
         np.testing.assert_allclose(effects[:, units].sum(axis=1), exact, atol=1e-10)
@@ -228,7 +230,7 @@ def test_probe_is_batch_size_independent_and_deterministic(planted_run, planted_
 
 
 def test_without_backpropagation_the_null_is_exact(planted_run, planted_data, tmp_path, monkeypatch):
-    monkeypatch.setattr(ModelRunner, "attribution", lambda self, texts, means: None)
+    monkeypatch.setattr(ModelRunner, "attribution", lambda self, texts, means, capture=None: None)
     model, _ = planted_run
     probe = evaluate(model, planted_data, tmp_path / "org__planted.json")["probe"]
     ablations = probe["ablations"]

@@ -58,6 +58,18 @@ CASES = {
     "shared fraction": (lambda d: set_path(d, ["probe", "neurons", "shared_fraction"], 1.5) or d, "shared_fraction"),
     "depths": (lambda d: (d["probe"]["depths"].pop(), d)[1], "depths"),
     "tension index": (lambda d: set_path(d, ["probe", "tension_index"], 2.0) or d, "tension_index"),
+    "tension index off its layers": (lambda d: set_path(d, ["probe", "tension_index"], -0.01 - d["probe"]["tension_index"])
+                                     or d, "probe.tension_index (minus the mean"),
+    "interval beside nothing": (lambda d: set_path(d, ["probe", "transfer_ci95"], [0.0, 0.01]) or d, "transfer_ci95"),
+    "shared count": (lambda d: set_path(d, ["probe", "neurons", "overlap_p"], 0.5 * d["probe"]["neurons"]["overlap_p"])
+                     or d, "overlap_p"),
+    "neurons per block": (lambda d: set_path(d, ["probe", "neurons", "helpful"], d["probe"]["neurons"]["helpful"][:-1]
+                                             + [d["probe"]["neurons"]["helpful"][0] + 1]) or d, "probe.neurons.helpful"),
+    "interference": (lambda d: set_path(d, ["probe", "ablations", "interference"],
+                                        d["probe"]["ablations"]["interference"] + 0.01) or d, "interference"),
+    "paper bitmap": (lambda d: set_path(d, ["probe", "paper", "helpful_set"], d["probe"]["paper"]["harmless_set"][:-4]
+                                        + "AAA=") or d, "probe.paper"),
+    "probe version 1": (lambda d: set_path(d, ["probe", "version"], "1") or d, "probe/version"),
     "bad model id": (lambda d: set_path(d, ["model", "id"], "../etc/passwd") or d, "model/id"),
     "older schema": (lambda d: set_path(d, ["schema_version"], "0.9") or d, "not supported"),
 }
