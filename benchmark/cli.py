@@ -236,7 +236,8 @@ def _paper_block(path: Path) -> tuple[str, dict]:
     except OSError as exc:
         raise BenchmarkError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (StrictJSONError, ValueError, UnicodeDecodeError) as exc:
-        raise BenchmarkError(f"{path}: not a results document ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BenchmarkError(f"{path}: not a results document ({reason})") from None
     probe = doc.get("probe") if isinstance(doc, dict) else None
     paper = probe.get("paper") if isinstance(probe, dict) else None
     if not isinstance(paper, dict):

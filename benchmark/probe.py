@@ -158,8 +158,9 @@ def gradient_conflict(head: HeadFunction | None, final: np.ndarray, text_rewards
         theta = head_parameters(head)
         unit = theta / np.linalg.norm(theta) if np.any(theta) else theta
         plain, rotation = np.empty(len(items_h)), np.empty(len(items_h))
-        for (rows, g_h), (_, g_s) in zip(head_gradients(head, final[helpful.chosen], final[helpful.rejected], items_h),
-                                         head_gradients(head, final[harmless.chosen], final[harmless.rejected], items_s)):
+        for (rows, g_h), (_, g_s) in zip(
+                head_gradients(head, final[helpful.chosen], final[helpful.rejected], items_h),
+                head_gradients(head, final[harmless.chosen], final[harmless.rejected], items_s)):
             plain[rows] = ps.cosine_rows(g_h, g_s)
             rotation[rows] = ps.cosine_rows(g_h - np.outer(g_h @ unit, unit), g_s - np.outer(g_s @ unit, unit))
     out = {}
@@ -325,7 +326,9 @@ def run_ablations(runner: ModelRunner, capture: ActivationCapture, subset: Ablat
     sides = subset.sides
     n_h, n_s = choice.sets["helpful"], choice.sets["harmless"]
     shared = np.intersect1d(n_h, n_s)
-    specs = [("helpful_neurons", n_h), ("harmless_neurons", n_s)] + ([("shared_neurons", shared)] if len(shared) else [])
+    specs = [("helpful_neurons", n_h), ("harmless_neurons", n_s)]
+    if len(shared):
+        specs.append(("shared_neurons", shared))
     exact = {name: _exact_condition(runner, subset, mean_ablation(sites, units, means), f"ablation: {name}")
              for name, units in specs}
 
@@ -353,7 +356,7 @@ def run_ablations(runner: ModelRunner, capture: ActivationCapture, subset: Ablat
             entry[side_name] = _effect_dict(effect, prediction.get(side_name), with_prediction=True)
             if linear:
                 observed_pairs.append(exact[name][side_name] - side.baseline.margins)
-                predicted_pairs.append(pair_effects[side_name][:, units].sum(axis=1) if linear else None)
+                predicted_pairs.append(pair_effects[side_name][:, units].sum(axis=1))
         conditions.append(entry)
     by_name = {c["name"]: c for c in conditions}
     exact_h_on_s = by_name["helpful_neurons"]["harmless"]["margin_effect"]
@@ -385,7 +388,6 @@ def run_ablations(runner: ModelRunner, capture: ActivationCapture, subset: Ablat
         interference = ps.interference_statistic(exact_h_on_s, exact_s_on_h, null)
         tested = observed_linear if linear else interference
         p_value = ps.upper_p(tested, ps.null_statistics(null))
-    finite = lambda v: float(v) if v is not None and np.isfinite(v) else None  # noqa: E731
     return {
         "pairs": {name: side.pairs for name, side in sides.items()},
         "baseline": _baseline_dict(subset),
@@ -393,10 +395,10 @@ def run_ablations(runner: ModelRunner, capture: ActivationCapture, subset: Ablat
         "null_method": method,
         "attribution_r": attribution_r,
         "null": {"sets": len(sets),
-                 "helpful_mean": finite(np.mean(null.helpful)), "helpful_sd": finite(np.std(null.helpful)),
-                 "harmless_mean": finite(np.mean(null.harmless)), "harmless_sd": finite(np.std(null.harmless))},
+                 "helpful_mean": _finite(np.mean(null.helpful)), "helpful_sd": _finite(np.std(null.helpful)),
+                 "harmless_mean": _finite(np.mean(null.harmless)), "harmless_sd": _finite(np.std(null.harmless))},
         "interference": interference,
-        "interference_linear": finite(observed_linear),
+        "interference_linear": _finite(observed_linear),
         "interference_p": p_value,
         "dose": dose_curve(choice, pair_effects, sides, upb) if linear else None,
     }
@@ -423,7 +425,7 @@ def dose_curve(choice: NeuronChoice, pair_effects: dict, sides: dict, units_per_
     return curve
 
 
-def _finite(value: float) -> float | None:
+def _finite(value) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
 
 
@@ -455,7 +457,8 @@ def paper_block(capture: ActivationCapture, runner: ModelRunner, text_rewards: n
             "texts": {name: int(len(t)) for name, t in texts.items()},
             "tokens": {name: int(capture.lengths[t].sum()) for name, t in texts.items()},
             "bitmap": "base64 of numpy.packbits over units 0…total_units−1 (unit 0 = the first, most significant bit)",
-            "helpful_set": ps.pack_units(sets["helpful"], total), "harmless_set": ps.pack_units(sets["harmless"], total),
+            "helpful_set": ps.pack_units(sets["helpful"], total),
+            "harmless_set": ps.pack_units(sets["harmless"], total),
             "overlap": overlap.overlap, "jaccard": overlap.jaccard, "jaccard_chance": overlap.jaccard_chance,
             "jaccard_chance_corrected": overlap.jaccard_chance_corrected,
             "ablations": {"method": "zero", "pairs": {name: side.pairs for name, side in subset.sides.items()},

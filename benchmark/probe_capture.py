@@ -468,8 +468,8 @@ def head_gradients(head: HeadFunction, h_chosen: np.ndarray, h_rejected: np.ndar
             vectors = torch.as_tensor(rows / rows.sum(axis=1, keepdims=True), dtype=torch.float64)
             grads = torch.autograd.grad(loss, params, grad_outputs=vectors, is_grads_batched=True,
                                         retain_graph=True, allow_unused=True)
-            flat = [(-g if g is not None else torch.zeros((len(rows),) + p.shape, dtype=torch.float64)).reshape(len(rows), -1)
-                    for g, p in zip(grads, params)]
+            flat = [(-g if g is not None else torch.zeros((len(rows),) + p.shape, dtype=torch.float64))
+                    .reshape(len(rows), -1) for g, p in zip(grads, params)]
             yield np.arange(lo, lo + len(rows)), torch.cat(flat, dim=1).detach().numpy()
 
 

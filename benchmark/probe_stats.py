@@ -307,7 +307,8 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
-def pair_gram(gram: np.ndarray, left: tuple[np.ndarray, np.ndarray], right: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def pair_gram(gram: np.ndarray, left: tuple[np.ndarray, np.ndarray],
+              right: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """(∇r(c_i) − ∇r(r_i))·(∇r(c_j) − ∇r(r_j)) from a text Gram matrix, for pairs (chosen, rejected)."""
     (lc, lr), (rc, rr) = left, right
     return gram[np.ix_(lc, rc)] - gram[np.ix_(lc, rr)] - gram[np.ix_(lr, rc)] + gram[np.ix_(lr, rr)]
@@ -587,7 +588,8 @@ def cross_model_overlaps(paper_a: dict, paper_b: dict) -> list[tuple[str, str, S
         b_kind, b_units = paper_layout(paper_b)
         raise BenchmarkError(
             f"different unit layouts ({a_kind}, {len(a_units)} blocks × {sum(a_units)} units vs "
-            f"{b_kind}, {len(b_units)} blocks × {sum(b_units)} units): neuron sets compare only within one architecture")
+            f"{b_kind}, {len(b_units)} blocks × {sum(b_units)} units): "
+            "neuron sets compare only within one architecture")
     total = int(sum(paper_a["units_per_block"]))
     sets_a = {side: unpack_units(paper_a[f"{side}_set"], total) for side in ("helpful", "harmless")}
     sets_b = {side: unpack_units(paper_b[f"{side}_set"], total) for side in ("helpful", "harmless")}

@@ -49,7 +49,9 @@ def reading(value, interval, above: str, below: str, null: float = 0.0) -> str:
 def p_reading(p_value, significant: str, null: str) -> str:
     if p_value is None:
         return "n/a"
-    return f"{significant} (p = {p_value:.3f})" if p_value < 0.05 else f"not distinguishable from {null} (p = {p_value:.3f})"
+    if p_value < 0.05:
+        return f"{significant} (p = {p_value:.3f})"
+    return f"not distinguishable from {null} (p = {p_value:.3f})"
 
 
 def _interval(interval, digits: int = 3) -> str:
@@ -68,7 +70,8 @@ def probe_rows(probe: dict) -> list[list[str]]:
                  "< 0.5: the two directions are anti-aligned", null=0.5)],
         ["gradient conflict", _fmt(probe["gradient_conflict"], signed=True), _interval(probe["gradient_conflict_ci95"]),
          reading(probe["gradient_conflict"], probe["gradient_conflict_ci95"],
-                 "> 0: a head step for one objective helps the other", "< 0: a head step for one objective hurts the other")],
+                 "> 0: a head step for one objective helps the other",
+                 "< 0: a head step for one objective hurts the other")],
         ["gradient conflict (rotation)", _fmt(probe["gradient_conflict_rotation"], signed=True),
          _interval(probe["gradient_conflict_rotation_ci95"]),
          reading(probe["gradient_conflict_rotation"], probe["gradient_conflict_rotation_ci95"],
@@ -101,7 +104,8 @@ def probe_summary(probe: dict) -> str:
                              if d["direction_cosine_ci95"] else "")
                           + ("*" if d["in_tension_index"] else "")
                           for d in probe["depths"])
-    lines.append(f"direction cosine by layer of {probe['n_blocks']} (layer:cos[95% CI], * in the tension index)  {per_depth}")
+    lines.append(f"direction cosine by layer of {probe['n_blocks']} (layer:cos[95% CI], * in the tension index)  "
+                 + per_depth)
     lines.extend(f"note: {note}" for note in probe.get("notes") or [])
     return "\n".join(lines)
 

@@ -133,7 +133,8 @@ def _check_depths(probe: dict) -> str | None:
     plan = [(d.layer, list(d.rhos), d.readout, d.in_tension_index) for d in ps.depth_plan(n_blocks)]
     found = [(d["layer"], d["rhos"], d["readout"], d["in_tension_index"]) for d in probe["depths"]]
     if found != plan:
-        return f"probe.depths: layers {[d[0] for d in found]} are not the distinct layers of the nine depths for L={n_blocks}"
+        return (f"probe.depths: layers {[d[0] for d in found]} are not the distinct layers of the nine "
+                f"depths for L={n_blocks}")
     for d in probe["depths"]:
         where = f"probe.depths[layer {d['layer']}]"
         problem = (_recomputed(f"{where}.rho", d["rho"], d["layer"] / n_blocks)
@@ -192,7 +193,8 @@ def _check_ablations(probe: dict) -> str | None:
     names = [c["name"] for c in ablations["conditions"]]
     expected_names = ["helpful_neurons", "harmless_neurons"] + (["shared_neurons"] if neurons["shared"] else [])
     if names != expected_names:
-        return f"probe.ablations.conditions must be {', '.join(expected_names)} (shared_neurons exactly when the sets overlap)"
+        return (f"probe.ablations.conditions must be {', '.join(expected_names)} "
+                "(shared_neurons exactly when the sets overlap)")
     conditions = {c["name"]: c for c in ablations["conditions"]}
     sizes = {"helpful_neurons": neurons["k"], "harmless_neurons": neurons["k"], "shared_neurons": neurons["shared"]}
     for c in ablations["conditions"]:
@@ -258,7 +260,8 @@ def _check_paper(probe: dict) -> str | None:
         if problem:
             return problem
     conditions = paper["ablations"]["conditions"]
-    if [c["name"] for c in conditions] != ["helpful_set", "harmless_set"] or any(c["units"] != paper["k"] for c in conditions):
+    if [c["name"] for c in conditions] != ["helpful_set", "harmless_set"] or \
+            any(c["units"] != paper["k"] for c in conditions):
         return "probe.paper.ablations: conditions must be helpful_set and harmless_set, k units each"
     for c in conditions:
         problem = _check_effects(f"probe.paper.ablations.{c['name']}", c, paper["ablations"]["baseline"])

@@ -162,7 +162,8 @@ def write_planted_data(folder: Path, n: int = 40) -> Path:
 
     def add(subset, id_, chosen, rejected, ct, rt, pair_type=None, prompt=None):
         # every response ends on the same word: the features reach t* only through attention
-        row = dict(id=id_, subset=subset, category="testing", prompt=prompt or words(PROMPT, 5) + f" {len(rows[subset])}",
+        row = dict(id=id_, subset=subset, category="testing",
+                   prompt=prompt or words(PROMPT, 5) + f" {len(rows[subset])}",
                    chosen=chosen + " ok", rejected=rejected + " ok", chosen_type=ct, rejected_type=rt, twin=None,
                    pair_type=pair_type, split="test")
         if subset == "harmless_quality" or pair_type == "vs_overcompliance":
