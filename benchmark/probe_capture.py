@@ -131,6 +131,7 @@ class ActivationCapture:
         self.paper_sums = (self.unit_sums if shared_site else
                            self._stores.array("paper_sums", (n_texts, self.total_units), np.float32))
         self.paper_problem: str | None = None
+        self._paper_seen: set[int] = set()   # blocks whose activation module ran in this batch
         self._rows: np.ndarray | None = None
         self._positions: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
@@ -184,9 +185,11 @@ class ActivationCapture:
         for block, module in enumerate(sites.down_projections):
             lo, hi = int(self.offsets[block]), int(self.offsets[block + 1])
 
-            def write_units(m, args, lo=lo, hi=hi):
+            def write_units(m, args, lo=lo, hi=hi, block=block):
                 if self._rows is None:
                     return
+                if not shared_site and block not in self._paper_seen and not self.paper_problem:
+                    self.paper_problem = f"block {block}'s activation module did not run before its down projection"
                 hidden = args[0]
                 self.units[self._rows, lo:hi] = self._gather(hidden)
                 rows = self._sum_row[self._rows]
@@ -208,11 +211,13 @@ class ActivationCapture:
                                               f"not (batch, tokens, {hi - lo})")
                         return
                     self.paper_sums[self._rows, lo:hi] = self._token_sums(hidden)
+                    self._paper_seen.add(block)
                 self._handles.append(module.register_forward_hook(write_paper))
 
     # -- the engine's observer protocol
     def begin_batch(self, text_indices: np.ndarray, positions: torch.Tensor) -> None:
         self._rows, self._positions, self._mask = np.asarray(text_indices), positions, None
+        self._paper_seen = set()
 
     def end_batch(self) -> None:
         self._rows = self._positions = self._mask = None

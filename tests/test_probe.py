@@ -2,6 +2,7 @@
 block, `compare`) on models whose answers are planted by hand, plus determinism, hook clean-up and
 every fixture architecture. Pure statistics are tested in test_probe_stats.py."""
 
+import dataclasses
 import json
 import types
 
@@ -317,6 +318,40 @@ def test_hooks_are_removed_after_the_run(tiny_model_dirs):
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in adapter.model.modules())
     after = score_encoded(adapter, encoded, 2, progress=False).rewards
     np.testing.assert_array_equal(before, after)
+
+
+def test_stores_spill_to_disk_over_the_budget_and_are_removed(tiny_model_dirs, tmp_path):
+    adapter = load_adapter(str(tiny_model_dirs["llama"]), device="cpu")
+    encoded = encode_texts(adapter, [("a question", "an answer"), ("another", "reply here")], 64)
+    capture = ActivationCapture(adapter.probe_sites(), [len(e.input_ids) for e in encoded], [True, True],
+                                cache_dir=tmp_path, budget_bytes=0)
+    score_encoded(adapter, encoded, 2, observer=capture, progress=False)
+    assert isinstance(capture.units, np.memmap) and capture.units.any()
+    assert len(list(tmp_path.glob("probe-*.bin"))) == 4          # residual, units, unit sums, paper sums
+    capture.discard()
+    assert not list(tmp_path.glob("probe-*.bin"))
+
+
+def test_the_paper_site_falls_back_to_the_down_projection_input_or_says_why_not():
+    from benchmark.probe_capture import activation_site
+
+    class Functional(_LinearUnitsModel.Block):       # keeps an activation module it never calls
+        def forward(self, h):
+            return h + self.down(torch.nn.functional.gelu(self.up(h)))
+
+    adapter = _LinearAdapter()
+    assert activation_site(adapter.probe_sites()).kind == "activation"
+    adapter.model.layers = torch.nn.ModuleList([Functional(8, 16) for _ in range(2)]).double()
+    encoded = [EncodedText((1, 2, 3), 2), EncodedText((4, 5), 1)]
+    sites = dataclasses.replace(adapter.probe_sites(), final=adapter.model.layers[-1])   # its base returns rewards
+    capture = ActivationCapture(sites, [3, 2], [True, False])
+    score_encoded(adapter, encoded, 2, observer=capture, progress=False)
+    assert "did not run" in capture.paper_problem          # the paper block is then null, with a note
+    capture.discard()
+    for block in adapter.model.layers:
+        del block.act
+    site = activation_site(adapter.probe_sites())
+    assert site.kind == "down_projection_input" and "down-projection input" in site.description
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "qwen2", "bert"])
