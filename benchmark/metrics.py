@@ -74,9 +74,15 @@ def cluster_bootstrap(values: Sequence[float], clusters: Sequence[object],
     rng = rng if rng is not None else np.random.default_rng(BOOTSTRAP_SEED)
     index: dict[object, int] = {}
     labels = np.array([index.setdefault(c, len(index)) for c in clusters], dtype=np.int64)
-    sums = np.bincount(labels, weights=np.asarray(values, dtype=float), minlength=len(index))
-    counts = np.bincount(labels, minlength=len(index)).astype(float)
-    weights = bootstrap_weights(len(index), rng)
+    return cluster_means(values, labels, bootstrap_weights(len(index), rng))
+
+
+def cluster_means(values: Sequence[float], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per resample, the mean of per-item `values` when cluster c (items with label c) is drawn
+    weights[r, c] times: (Σ_c w_c·sum_c) / (Σ_c w_c·n_c)."""
+    n_clusters = weights.shape[1]
+    sums = np.bincount(labels, weights=np.asarray(values, dtype=float), minlength=n_clusters)
+    counts = np.bincount(labels, minlength=n_clusters).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (weights @ sums) / (weights @ counts)
 
@@ -120,6 +126,14 @@ def _bootstrap(pairs: Sequence[Pair], wins: Mapping[str, float]) -> tuple[dict, 
     return key_ci, agg_ci
 
 
+def key_accuracies(pairs: Sequence[Pair], wins: Mapping[str, float]) -> dict[str, float]:
+    """Accuracy per metric key (borderline per pair type), in METRIC_KEYS order, present keys only."""
+    by_key: dict[str, list[float]] = defaultdict(list)
+    for p in pairs:
+        by_key[p.metric_key].append(wins[p.id])
+    return {k: float(np.mean(by_key[k])) for k in METRIC_KEYS if by_key[k]}
+
+
 def paired_difference(pairs: Sequence[Pair], rewards_a: Rewards, rewards_b: Rewards) -> dict[str, dict]:
     """A − B on helpful, harmless and balance, with the paired prompt-clustered bootstrap CI (both
     models resampled on the same prompts), e.g. the mixed reference RM minus a single-objective one."""
@@ -128,10 +142,7 @@ def paired_difference(pairs: Sequence[Pair], rewards_a: Rewards, rewards_b: Rewa
     for rewards in (rewards_a, rewards_b):
         wins = {p.id: pair_win(*rewards[p.id]) for p in pairs}
         resampled.append(_aggregate(_resampled_accuracies(pairs, wins)))
-        by_key: dict[str, list[float]] = defaultdict(list)
-        for p in pairs:
-            by_key[p.metric_key].append(wins[p.id])
-        point.append(_aggregate({k: float(np.mean(v)) for k, v in by_key.items()}))
+        point.append(_aggregate(key_accuracies(pairs, wins)))
     for name in ("helpful", "harmless", "balance"):
         out[name] = {"difference": float(point[0][name] - point[1][name]),
                      "ci95": percentile_ci(resampled[0][name] - resampled[1][name])}
@@ -159,7 +170,7 @@ def compute_scores(pairs: Sequence[Pair], rewards: Rewards) -> "Scores":
     for p in pairs:
         by_key[p.metric_key].append(p)
         by_category[p.category].append(p)
-    accuracy = {k: float(np.mean([wins[p.id] for p in by_key[k]])) for k in METRIC_KEYS if by_key[k]}
+    accuracy = key_accuracies(pairs, wins)
     key_ci, agg_ci = _bootstrap(pairs, wins)
     subsets = {
         k: {"accuracy": accuracy[k], "ci95": key_ci[k], "n": len(by_key[k]),

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from benchmark.errors import BenchmarkError
-from benchmark.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_weights, percentile_ci
+from benchmark.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_weights, cluster_means, percentile_ci
 
 RHOS = tuple(k / 8 for k in range(9))
 NEURON_FRACTION = "0.005"           # per block, as a decimal string so 0.005·200 is exactly 1
@@ -117,11 +117,8 @@ def interval(samples: np.ndarray) -> Interval | None:
 
 
 def weighted_rate(outcomes: np.ndarray, clusters: Clusters, weights: np.ndarray) -> np.ndarray:
-    """Resampled means of per-item values: (Σ_c w_c·sum_c) / (Σ_c w_c·n_c)."""
-    sums = clusters.sums(outcomes)
-    counts = np.bincount(clusters.labels, minlength=clusters.n).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (weights @ sums) / (weights @ counts)
+    """Resampled means of per-item values (metrics.cluster_means with this probe's shared weights)."""
+    return cluster_means(outcomes, clusters.labels, weights)
 
 
 # ---------------------------------------------------------------- directions
