@@ -59,16 +59,31 @@ class RunCache:
         self.resumed = len(self._done) > 0
 
     def array(self, name: str, shape: tuple, dtype, fill=0) -> np.memmap:
-        """A memory-mapped array that survives a kill; created (filled) on first use."""
+        """A memory-mapped array that survives a kill; created (filled) on first use.
+
+        Data-parallel ranks open the same arrays at the same time, so a file is built complete under
+        a private name and hard-linked into place (atomic, fails if another rank won): nobody ever
+        maps a half-sized file or truncates one another rank is already writing."""
         path = self.dir / f"{name}.bin"
         expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        if path.is_file() and path.stat().st_size == expected:
-            return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
-        data = np.memmap(path, dtype=dtype, mode="w+", shape=shape)
-        if fill != 0:
-            data[:] = fill
-        data.flush()
-        return data
+        if path.is_file():
+            if path.stat().st_size == expected:
+                return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
+            path.unlink()                   # a stale layout (files are only ever linked in complete)
+        tmp = self.dir / f".{name}.{os.getpid()}.tmp"
+        try:
+            data = np.memmap(tmp, dtype=dtype, mode="w+", shape=shape)
+            if fill != 0:
+                data[:] = fill
+            data.flush()
+            del data
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass                        # another rank linked its (identical) file first
+        finally:
+            tmp.unlink(missing_ok=True)
+        return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
 
     def _read_progress(self) -> set[int]:
         if not self.progress.is_file():
