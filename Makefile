@@ -8,7 +8,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOK
 REFERENCE_DIR ?= .cache/reference
 SEED ?= 0
 
-.PHONY: install test demo app bench reference chromium clean verify smollm2 calibration
+.PHONY: install test demo app bench reference reference-smollm2 chromium clean verify smollm2 calibration
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,22 @@ reference: $(STAMP)
 	    --model-id tension-bench/reference-$$objective-seed$$seed --reference --quiet --no-probe --force \
 	    --output $(REFERENCE_DIR)/results/tension-bench__reference-$$objective-seed$$seed.json || exit 1; \
 	done; done
+	$(OFFLINE) $(BIN)/tension-bench validate submissions/
+	$(OFFLINE) $(BIN)/python benchmarks/reference_report.py
+
+# The SmolLM2-135M reference RMs (the paper's model family): the top 2 of 30 decoder blocks, the norm
+# and the head trained on one shared frozen-trunk cache (about 15 CPU-minutes for the three), then
+# evaluated into submissions/ (about 15 CPU-minutes each without the probe). The probe on a 135M
+# decoder takes hours on 2 CPU cores: PROBE=1 runs it (a GPU machine: DEVICE=cuda).
+DEVICE ?= auto
+reference-smollm2: smollm2
+	for objective in helpful harmless mixed; do \
+	  $(OFFLINE) $(BIN)/tension-bench train-reference --base smollm2-135m --objective $$objective --seed $(SEED) \
+	    --output $(REFERENCE_DIR)/smollm2-$$objective-s$(SEED) && \
+	  $(OFFLINE) $(BIN)/tension-bench evaluate --model $(REFERENCE_DIR)/smollm2-$$objective-s$(SEED) \
+	    --model-id tension-bench/reference-smollm2-$$objective --reference --quiet --force --device $(DEVICE) \
+	    $(if $(PROBE),,--no-probe) --output submissions/tension-bench__reference-smollm2-$$objective.json || exit 1; \
+	done
 	$(OFFLINE) $(BIN)/tension-bench validate submissions/
 	$(OFFLINE) $(BIN)/python benchmarks/reference_report.py
 

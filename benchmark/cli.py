@@ -128,8 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     da = commands.add_parser("data", parents=[data_dir], help="prompt-set statistics and validity checks")
     da.add_argument("action", choices=["stats"])
     da.add_argument("--split", default="test", choices=["test", "train"])
-    tr = commands.add_parser("train-reference", parents=[data_dir], help="train a reference MiniLM reward model offline")
+    tr = commands.add_parser("train-reference", parents=[data_dir],
+                             help="train a reference reward model offline (MiniLM, or SmolLM2-135M)")
     tr.add_argument("--objective", required=True, choices=["helpful", "harmless", "mixed"])
+    tr.add_argument("--base", default="minilm", choices=["minilm", "smollm2-135m"],
+                    help="minilm: the packaged MiniLM encoder (default); smollm2-135m: the decoder `make smollm2` builds")
+    tr.add_argument("--base-dir", type=Path, help="the SmolLM2 checkpoint folder (default .cache/smollm2-135m)")
+    tr.add_argument("--trained-blocks", type=_positive, help="decoder blocks trained from the top (SmolLM2; default 2)")
     tr.add_argument("--output", required=True, type=Path, help="folder to save the model in")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--steps", type=_positive, help=argparse.SUPPRESS)
@@ -139,12 +144,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from benchmark.train import TrainConfig, train_reference
-
     _quiet_libraries()
-    config = TrainConfig(objective=args.objective, seed=args.seed, **({"steps": args.steps} if args.steps else {}))
-    summary = train_reference(args.objective, args.output, seed=args.seed, data_dir=args.data_dir, config=config,
-                              progress=not args.quiet, reuse=not args.force)
+    steps = {"steps": args.steps} if args.steps else {}
+    if args.base == "smollm2-135m":
+        from benchmark.train_decoder import DecoderTrainConfig, train_decoder_reference
+
+        blocks = {"trained_blocks": args.trained_blocks} if args.trained_blocks else {}
+        config = DecoderTrainConfig(objective=args.objective, seed=args.seed, **steps, **blocks)
+        summary = train_decoder_reference(args.objective, args.output, base_dir=args.base_dir, seed=args.seed,
+                                          data_dir=args.data_dir, config=config, progress=not args.quiet,
+                                          reuse=not args.force)
+    else:
+        if args.base_dir or args.trained_blocks:
+            raise BenchmarkError("--base-dir and --trained-blocks are for --base smollm2-135m")
+        from benchmark.train import TrainConfig, train_reference
+
+        config = TrainConfig(objective=args.objective, seed=args.seed, **steps)
+        summary = train_reference(args.objective, args.output, seed=args.seed, data_dir=args.data_dir, config=config,
+                                  progress=not args.quiet, reuse=not args.force)
     print(f"{args.objective} reference model in {args.output}: loss {summary['first_loss']:.3f} -> "
           f"{summary['last_loss']:.3f} over {summary['examples']} examples")
     return EXIT_OK
