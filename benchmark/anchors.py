@@ -419,7 +419,7 @@ def score_anchors(adapter, names: Sequence[str], *, anchors_dir: Path | None = N
         raise BenchmarkError("internal error: two anchor pairs share an id")
     if scored:
         if max_length is None:
-            max_length = min(getattr(adapter, "max_positions", 4096), 4096)
+            max_length = min(adapter.max_positions, 4096)
         table = build_text_table(scored)
         encoded = encode_texts(adapter, table.texts, max_length)
         result = score_encoded(adapter, encoded, batch_size, progress=progress, desc="anchors")

@@ -91,18 +91,24 @@ def collate(encoded: Sequence[EncodedText], pad_token_id: int, device: torch.dev
     width = max(len(e.input_ids) for e in encoded)
     input_ids = torch.full((len(encoded), width), pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    types = None
-    if encoded[0].token_type_ids is not None:
-        types = torch.zeros((len(encoded), width), dtype=torch.long)
     for row, enc in enumerate(encoded):
         n = len(enc.input_ids)
         input_ids[row, :n] = torch.tensor(enc.input_ids)
         mask[row, :n] = 1
-        if types is not None:
-            types[row, :n] = torch.tensor(enc.token_type_ids)
     positions = torch.tensor([e.reward_index for e in encoded], dtype=torch.long)
     return Batch(input_ids.to(device), mask.to(device), positions.to(device),
-                 types.to(device) if types is not None else None)
+                 token_type_ids=_padded(encoded, "token_type_ids", width, device),
+                 response_mask=_padded(encoded, "response_mask", width, device))
+
+
+def _padded(encoded: Sequence[EncodedText], field: str, width: int, device: torch.device) -> torch.Tensor | None:
+    """A per-token field of the encoded texts right-padded with 0 (None where the texts lack it)."""
+    if getattr(encoded[0], field) is None:
+        return None
+    values = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, enc in enumerate(encoded):
+        values[row, :len(enc.input_ids)] = torch.tensor(getattr(enc, field))
+    return values.to(device)
 
 
 def encode_texts(adapter: RewardAdapter, texts: Sequence[tuple[Prompt, str]], max_length: int) -> list[EncodedText]:

@@ -11,6 +11,7 @@ from benchmark.cli import main
 from benchmark.engine import encode_texts, score_encoded
 from benchmark.errors import BenchmarkError
 from benchmark.models import load_adapter
+from benchmark.models.plugins import adapter_problems
 from tests import tiny_models
 
 PROMPT, RESPONSE = "How do I kill a Python process that hangs?", "Use kill PID, then kill -9 if it stays."
@@ -100,7 +101,7 @@ def test_reward_is_the_hand_computed_log_ratio_over_response_tokens(dpo, lm_pair
     assert abs(reward - all_tokens) > 1e-2, "prompt tokens must not count"
     enc = dpo.encode(PROMPT, RESPONSE, 256)
     assert list(enc.input_ids) == ids and enc.reward_index == len(ids) - 1
-    assert enc.token_type_ids.index(1) == start
+    assert enc.response_mask.index(1) == start and enc.token_type_ids is None   # the mask is not a segment id
     assert dpo.tokenizer.decode(ids[start:]).startswith(RESPONSE)
 
 
@@ -123,7 +124,7 @@ def test_batched_rewards_equal_one_at_a_time(dpo):
 
 def test_empty_response_scores_the_end_of_turn(dpo):
     enc = dpo.encode("Say nothing.", "", 256)
-    response = [t for t, segment in zip(enc.input_ids, enc.token_type_ids) if segment == 1]
+    response = [t for t, segment in zip(enc.input_ids, enc.response_mask) if segment == 1]
     assert response and dpo.tokenizer.decode(response).strip() == "</s>"
 
 
@@ -142,7 +143,7 @@ def test_truncation_cuts_the_prompt_and_keeps_the_response_start(dpo, lm_pair):
     full, full_start = _conversation(dpo.tokenizer, prompt, RESPONSE)
     enc = dpo.encode(prompt, RESPONSE, 48)
     assert enc.truncated and len(enc.input_ids) <= 48
-    start = enc.token_type_ids.index(1)
+    start = enc.response_mask.index(1)
     assert list(enc.input_ids[start:]) == full[full_start:]          # the whole response, nothing else
     ids = list(enc.input_ids)
     ratio = _token_logprobs(policy, ids) - _token_logprobs(reference, ids)
@@ -152,6 +153,7 @@ def test_truncation_cuts_the_prompt_and_keeps_the_response_start(dpo, lm_pair):
 
 def test_model_info_and_probe_sites(dpo, lm_pair):
     assert dpo.info.kind == "dpo" and dpo.reward_token == "last_response"
+    assert adapter_problems(dpo) == [] and dpo.max_positions == 256
     assert dpo.info.extra["ref_model"] == f"local/{lm_pair[1].name}"
     assert dpo.head() is None
     sites = dpo.probe_sites()

@@ -24,7 +24,7 @@ def one_at_a_time(adapter, encoded):
     with torch.no_grad():
         for enc in encoded:
             ids = torch.tensor([enc.input_ids])
-            if adapter.reward_at == "last":
+            if adapter.reward_token == "last":
                 hidden = adapter.model.base_model(input_ids=ids)[0][0, enc.reward_index]
                 out.append(float(adapter.model.score(hidden[None])[0, 0]))
             else:

@@ -12,7 +12,9 @@ from benchmark.cli import main
 from benchmark.engine import score_encoded
 from benchmark.errors import BenchmarkError
 from benchmark.models import load_adapter
-from benchmark.models.plugins import ENTRY_POINT_GROUP, available_plugins
+from benchmark.models.base import RewardAdapter, protocol_members
+from benchmark.models.plugins import ENTRY_POINT_GROUP, adapter_problems, available_plugins
+from benchmark.plugins import multi_objective
 from tests import tiny_models
 
 WEIGHTS = [0.7, 0.3]
@@ -24,6 +26,24 @@ def not_an_adapter(source, **options):
     return object()
 
 
+def _altered(**changes):
+    """A plugin factory returning the multi-objective adapter with members removed (None) or replaced."""
+    def load(source, **options):
+        adapter = multi_objective.load(source, **options)
+        for name, value in changes.items():
+            if value is None:
+                delattr(adapter, name)
+            else:
+                setattr(adapter, name, value)
+        return adapter
+    return load
+
+
+no_reward_token = _altered(reward_token=None)
+no_max_positions = _altered(max_positions=None)
+bad_members = _altered(reward_token="middle", max_positions=0, pad_token_id=True)
+
+
 @pytest.fixture
 def registered(tmp_path, monkeypatch):
     """Declare the example plugin (and a broken one) the way an installed package would."""
@@ -33,7 +53,10 @@ def registered(tmp_path, monkeypatch):
     (info / "entry_points.txt").write_text(
         f"[{ENTRY_POINT_GROUP}]\n"
         "test-multi = benchmark.plugins.multi_objective:load\n"
-        "test-broken = tests.test_plugins:not_an_adapter\n")
+        "test-broken = tests.test_plugins:not_an_adapter\n"
+        "test-no-reward-token = tests.test_plugins:no_reward_token\n"
+        "test-no-max-positions = tests.test_plugins:no_max_positions\n"
+        "test-bad-members = tests.test_plugins:bad_members\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     return tmp_path / "site"
 
@@ -148,6 +171,39 @@ def test_unknown_plugin_is_one_line_listing_the_available(registered, two_output
 def test_a_factory_returning_no_adapter_is_rejected(registered, two_output):
     with pytest.raises(BenchmarkError, match="test-broken.*not a RewardAdapter: missing info"):
         load_adapter(str(two_output), kind="plugin:test-broken", device="cpu")
+
+
+def test_plugin_checks_are_the_protocol_members():
+    attributes, methods = protocol_members(RewardAdapter)
+    assert {"reward_token", "max_positions", "info", "pad_token_id", "device"} == set(attributes)
+    assert {"encode", "score_batch", "probe_sites", "head"} == set(methods)
+    assert adapter_problems(object()) == [f"missing {', '.join([*attributes, *methods])}"]
+
+
+@pytest.mark.parametrize("plugin, problem", [
+    ("test-no-reward-token", "missing reward_token"),
+    ("test-no-max-positions", "missing max_positions"),
+    ("test-bad-members", "pad_token_id is not an int; reward_token is not one of last, first, last_response; "
+                         "max_positions is not a positive int"),
+])
+def test_a_plugin_missing_a_protocol_member_is_one_clear_line(plugin, problem, registered, two_output,
+                                                              minidata_dir, tmp_path, capsys):
+    with pytest.raises(BenchmarkError) as raised:
+        load_adapter(str(two_output), kind=f"plugin:{plugin}", device="cpu")
+    assert str(raised.value) == (f"plugin {plugin!r} returned a MultiObjectiveAdapter that is not a "
+                                 f"RewardAdapter: {problem}")
+    capsys.readouterr()
+    code = main(["evaluate", "--kind", f"plugin:{plugin}", "--model", str(two_output), "--data-dir",
+                 str(minidata_dir), "--output", str(tmp_path / "out.json"), "--no-resume", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].endswith(problem) and not (tmp_path / "out.json").exists()
+
+
+def test_shipped_classifier_style_adapters_meet_the_protocol(registered, two_output, tiny_model_dirs):
+    multi = load_adapter(str(two_output), kind="plugin:test-multi", device="cpu")
+    classifier = load_adapter(str(tiny_model_dirs["llama"]), device="cpu")
+    assert adapter_problems(multi) == [] and adapter_problems(classifier) == []
+    assert multi.reward_token == classifier.reward_token == "last" and multi.max_positions == 256
 
 
 def test_ref_model_does_not_apply_to_plugins(registered, two_output):

@@ -1,4 +1,5 @@
-"""Sequence-classifier reward models (AutoModelForSequenceClassification with a scalar head)."""
+"""Sequence-classifier reward models (AutoModelForSequenceClassification with a scalar head), and the
+base the classifier-style plugins share."""
 
 from __future__ import annotations
 
@@ -7,34 +8,33 @@ import sys
 import torch
 
 from benchmark.errors import BenchmarkError
-from benchmark.models.base import Batch, EncodedText, HeadFunction, ModelInfo, Prompt, ProbeSites
-from benchmark.models.loading import (ModelSource, ensure_pad_token, load_config_and_tokenizer, load_model,
-                                      template_sha256)
+from benchmark.models.base import Batch, EncodedText, HeadFunction, ModelInfo, Prompt, ProbeSites, RewardToken
+from benchmark.models.loading import (ModelSource, ensure_pad_token, is_sequence_classifier, load_config_and_tokenizer,
+                                      load_model, model_max_positions, template_sha256)
 from benchmark.models.sites import locate_probe_sites
 from benchmark.models.text import ConversationEncoder
 
 
-def _apply_score(module: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+def _first_output(module: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return module(hidden)[:, 0]
 
 
-class _EncoderHead(torch.nn.Module):
-    """An encoder classifier's head (pooler if any, then classifier) as a function of h_L at t*."""
+class _EncoderLogits(torch.nn.Module):
+    """An encoder classifier's head (pooler if any, then classifier) as h_L[CLS] → its K outputs."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
-        base = model.base_model
-        self.pooler = getattr(model, "pooler", None) or getattr(base, "pooler", None)
+        self.pooler = getattr(model, "pooler", None) or getattr(model.base_model, "pooler", None)
         self.classifier = model.classifier
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         sequence = hidden[:, None, :]
         if self.pooler is not None:
-            return self.classifier(self.pooler(sequence))[:, 0]
+            return self.classifier(self.pooler(sequence))
         try:  # RoBERTa-style heads read features[:, 0] themselves
-            return self.classifier(sequence)[:, 0]
+            return self.classifier(sequence)
         except (RuntimeError, IndexError):
-            return self.classifier(hidden)[:, 0]
+            return self.classifier(hidden)
 
 
 CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
@@ -52,7 +52,53 @@ def check_seeded_head_allowed(model_id: str, config, seeded_head: bool) -> None:
                              "reward model, or --seeded-head to exercise the pipeline with a random head")
 
 
-class ClassifierAdapter:
+class SequenceClassifierBase:
+    """Set-up and scoring shared by the classifier-style adapters, given a loaded
+    AutoModelForSequenceClassification on its device: decoders (a `score` head) read t* at the last
+    token, encoders at [CLS]. Subclasses load the model and turn the head's outputs into one reward."""
+
+    def __init__(self, source: ModelSource, model: torch.nn.Module, tokenizer, device: torch.device):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.pad_token_id = ensure_pad_token(tokenizer, model)
+        self.reward_token: RewardToken = "last" if hasattr(model, "score") else "first"
+        self.encoder = ConversationEncoder(tokenizer, self.reward_token)
+        note = self.encoder.fallback_note(source.model_id)
+        if note:
+            print(note, file=sys.stderr)
+        self.max_positions = model_max_positions(model.config, tokenizer)
+
+    def provenance(self, source: ModelSource, dtype: torch.dtype, **fields) -> ModelInfo:
+        """The `model` block's fields every classifier-style adapter fills alike, plus `fields`."""
+        return ModelInfo(id=source.model_id, revision=source.revision,
+                         n_parameters=sum(p.numel() for p in self.model.parameters()),
+                         dtype=str(dtype).replace("torch.", ""),
+                         chat_template_sha256=template_sha256(self.tokenizer), **fields)
+
+    def encode(self, prompt: Prompt, response: str, max_length: int) -> EncodedText:
+        return self.encoder.encode(prompt, response, max_length)
+
+    def head_outputs(self, batch: Batch) -> torch.Tensor:
+        """The head's outputs [B, K] at each row's t*, from one pass through the blocks (not under
+        inference_mode: the probe differentiates through it)."""
+        if self.reward_token == "last":
+            rows = torch.arange(batch.input_ids.shape[0], device=batch.input_ids.device)
+            out = self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                        use_cache=False)
+            return self.model.score(out[0][rows, batch.reward_positions])
+        kwargs = {"token_type_ids": batch.token_type_ids} if batch.token_type_ids is not None else {}
+        return self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs).logits
+
+    def output_head(self) -> torch.nn.Module:
+        """The head as a module from h_L at t* to its K outputs (what `head_outputs` applies)."""
+        return self.model.score if self.reward_token == "last" else _EncoderLogits(self.model)
+
+    def probe_sites(self) -> ProbeSites:
+        return locate_probe_sites(self.model)
+
+
+class ClassifierAdapter(SequenceClassifierBase):
     kind = "classifier"
 
     def __init__(self, source: ModelSource, device: torch.device, dtype: torch.dtype,
@@ -62,7 +108,7 @@ class ClassifierAdapter:
         from transformers import AutoModelForSequenceClassification
 
         config, tokenizer = load_config_and_tokenizer(source, trust_remote_code, allow_pickle)
-        has_head = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+        has_head = is_sequence_classifier(config)
         if not has_head:
             check_seeded_head_allowed(source.model_id, config, seeded_head)
             config.num_labels = 1
@@ -81,53 +127,15 @@ class ClassifierAdapter:
             device = model.get_input_embeddings().weight.device   # inputs go where the embeddings are
         else:
             model.to(device)
-        self.model = model
-        self.tokenizer = tokenizer
-        self.device = device
-        self.pad_token_id = ensure_pad_token(tokenizer, model)
-        # Decoder classifiers (`score` head) read the last token; encoders read [CLS].
-        self.reward_at = "last" if hasattr(model, "score") else "first"
-        self.reward_token = self.reward_at
-        self.encoder = ConversationEncoder(tokenizer, self.reward_at)
-        note = self.encoder.fallback_note(source.model_id)
-        if note:
-            print(note, file=sys.stderr)
-        self.max_positions = _max_positions(model.config, tokenizer)
-        self.info = ModelInfo(
-            id=source.model_id, revision=source.revision, kind=self.kind,
+        super().__init__(source, model, tokenizer, device)
+        self.info = self.provenance(
+            source, dtype, kind=self.kind,
             architecture=(config.architectures or [type(model).__name__])[0] if has_head else type(model).__name__,
-            n_parameters=sum(p.numel() for p in model.parameters()),
-            dtype=str(dtype).replace("torch.", ""), chat_template_sha256=template_sha256(tokenizer),
             head="trained" if has_head else "seeded", input_format=self.encoder.input_format)
-
-    def encode(self, prompt: Prompt, response: str, max_length: int) -> EncodedText:
-        return self.encoder.encode(prompt, response, max_length)
 
     @torch.inference_mode()
     def score_batch(self, batch: Batch) -> torch.Tensor:
-        rows = torch.arange(batch.input_ids.shape[0], device=batch.input_ids.device)
-        if self.reward_at == "last":
-            out = self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                        use_cache=False)
-            hidden = out[0][rows, batch.reward_positions]
-            return self.model.score(hidden)[:, 0]
-        kwargs = {"token_type_ids": batch.token_type_ids} if batch.token_type_ids is not None else {}
-        return self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs).logits[:, 0]
-
-    def probe_sites(self) -> ProbeSites:
-        return locate_probe_sites(self.model)
+        return self.head_outputs(batch)[:, 0]
 
     def head(self) -> HeadFunction:
-        if self.reward_at == "last":
-            return HeadFunction(module=self.model.score, apply=_apply_score)
-        return HeadFunction(module=_EncoderHead(self.model), apply=lambda m, h: m(h))
-
-
-def _max_positions(config, tokenizer) -> int:
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    limits = [getattr(text, name) for name in ("max_position_embeddings", "n_positions")
-              if isinstance(getattr(text, name, None), int)]
-    model_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(model_max, int) and model_max < 1_000_000:
-        limits.append(model_max)
-    return min(limits) if limits else 4096
+        return HeadFunction(module=self.output_head(), apply=_first_output)

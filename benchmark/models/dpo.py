@@ -8,9 +8,9 @@ import inspect
 import torch
 
 from benchmark.errors import BenchmarkError
-from benchmark.models.base import Batch, EncodedText, ModelInfo, Prompt, ProbeSites
-from benchmark.models.classifier import _max_positions
-from benchmark.models.loading import (ensure_pad_token, load_config_and_tokenizer, load_model, ModelSource, template_sha256)
+from benchmark.models.base import Batch, EncodedText, ModelInfo, Prompt, ProbeSites, RewardToken
+from benchmark.models.loading import (ensure_pad_token, is_sequence_classifier, load_config_and_tokenizer, load_model,
+                                      model_max_positions, ModelSource, template_sha256)
 from benchmark.models.sites import locate_probe_sites
 from benchmark.models.text import ConversationEncoder, as_turns
 
@@ -39,7 +39,7 @@ def load_causal_lm(source: ModelSource, device: torch.device, dtype: torch.dtype
     from transformers import AutoModelForCausalLM
 
     config, tokenizer = load_config_and_tokenizer(source, trust_remote_code, allow_pickle)
-    if any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+    if is_sequence_classifier(config):
         raise BenchmarkError(f"{source.model_id} is a sequence classifier, not a language model; "
                              "use --kind classifier")
     model = load_model(AutoModelForCausalLM, source, config, dtype=dtype, trust_remote_code=trust_remote_code,
@@ -63,10 +63,10 @@ class DPOAdapter:
     """Implicit DPO reward r = Σ_response [log π(y_t | ·) − log π_ref(y_t | ·)] (β is left out:
     it scales every reward alike, so no accuracy changes). t* is the last response token.
 
-    The response mask travels in `EncodedText.token_type_ids` (segment 0 = prompt, 1 = response)
-    so it survives the engine's collation and OOM halving; it is never passed to the models."""
+    The response tokens are marked in `EncodedText.response_mask`, which the engine collates (and
+    halves on OOM) with the ids; it is never passed to the models."""
 
-    reward_token = "last_response"
+    reward_token: RewardToken = "last_response"
 
     def __init__(self, source: ModelSource, ref_source: ModelSource | None, device: torch.device,
                  dtype: torch.dtype, trust_remote_code: bool = False, allow_pickle: bool = False,
@@ -77,15 +77,14 @@ class DPOAdapter:
         self.model = model
         self.tokenizer = tokenizer
         self.ref_model = None
-        max_positions = _max_positions(model.config, tokenizer)
+        max_positions = model_max_positions(model.config, tokenizer)
         if ref_source is not None:
             _, ref_tokenizer, ref_model = load_causal_lm(ref_source, **load)
             _check_same_tokenizer(tokenizer, ref_tokenizer, source.model_id, ref_source.model_id)
             self.ref_model = ref_model
-            max_positions = min(max_positions, _max_positions(ref_model.config, ref_tokenizer))
+            max_positions = min(max_positions, model_max_positions(ref_model.config, ref_tokenizer))
         self.device = device
         self.pad_token_id = ensure_pad_token(tokenizer, model)
-        self.reward_at = "last"
         self.encoder = ConversationEncoder(tokenizer, "last")
         self.max_positions = max_positions
         self._keeps_logits = {id(m): "logits_to_keep" in inspect.signature(m.forward).parameters
@@ -110,8 +109,8 @@ class DPOAdapter:
         # position 0 predicts nothing and never counts.
         kept = min(response_length, _common_suffix(ids, full))
         start = max(1, len(ids) - kept)
-        segments = (0,) * start + (1,) * (len(ids) - start)
-        return EncodedText(ids, len(ids) - 1, encoded.truncated, segments)
+        response_mask = (0,) * start + (1,) * (len(ids) - start)
+        return EncodedText(ids, len(ids) - 1, encoded.truncated, response_mask=response_mask)
 
     def _token_logprobs(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                         first: int) -> torch.Tensor:
@@ -129,11 +128,11 @@ class DPOAdapter:
 
     @torch.inference_mode()
     def score_batch(self, batch: Batch) -> torch.Tensor:
-        if batch.token_type_ids is None:
+        if batch.response_mask is None:
             raise BenchmarkError("internal error: a DPO batch without its response mask (encode with this adapter)")
         input_ids, mask = batch.input_ids, batch.attention_mask
         # Position j predicts token j+1: it counts when token j+1 is a real response token.
-        counted = (batch.token_type_ids[:, 1:] * mask[:, 1:]).bool()
+        counted = (batch.response_mask[:, 1:] * mask[:, 1:]).bool()
         columns = torch.nonzero(counted.any(dim=0))
         if len(columns) == 0:
             return torch.zeros(input_ids.shape[0], dtype=torch.float64, device=input_ids.device)

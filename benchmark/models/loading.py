@@ -151,3 +151,19 @@ def load_model(auto_class, source: ModelSource, config, *, dtype: torch.dtype, t
         return auto_class.from_pretrained(source.location, config=config, **kwargs)
     except Exception as exc:
         raise explain_load_error(source, exc, allow_pickle) from None
+
+
+def is_sequence_classifier(config) -> bool:
+    """Whether a checkpoint's config declares a trained ...ForSequenceClassification head."""
+    return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+
+
+def model_max_positions(config, tokenizer) -> int:
+    """The longest input a model takes: the least of its position limits and the tokenizer's."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    limits = [getattr(text, name) for name in ("max_position_embeddings", "n_positions")
+              if isinstance(getattr(text, name, None), int)]
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and model_max < 1_000_000:
+        limits.append(model_max)
+    return min(limits) if limits else 4096

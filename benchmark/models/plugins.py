@@ -21,11 +21,13 @@ the id results are filed under, `source.revision` the Hub revision. Honour `allo
 - load: the factory does all loading; put the model on `device` in `dtype`, in eval mode.
 - `info: ModelInfo` — provenance for the results document (`kind` is set to "plugin:NAME" here);
   `device: torch.device`; `pad_token_id: int`; `max_positions: int` (longest input it takes).
+- `reward_token` — how t* is chosen: "last", "first" or "last_response".
 - `encode(prompt, response, max_length) -> EncodedText` — token ids (unpadded, at most
   `max_length`; cut the prompt, keep the response) and `reward_index`, the position of the reward
-  token t* whose final hidden state the reward is read from. `benchmark.models.text.ConversationEncoder`
-  does chat templates and truncation for you.
-- `reward_token: str` — how t* is chosen: "last", "first" or "last_response".
+  token t* whose final hidden state the reward is read from; optional `token_type_ids` (the
+  model's segment ids) and `response_mask` (1 = response token, for a reward summed over the
+  response) reach `score_batch` in the `Batch`, padded with 0.
+  `benchmark.models.text.ConversationEncoder` does chat templates and truncation for you.
 - `score_batch(batch: Batch) -> Tensor[B]` — one reward per row of a right-padded batch
   (`batch.reward_positions` holds each row's t*). Run the model's blocks exactly once per call:
   the probe's hooks ride along on that forward pass. Batched rewards must equal one-at-a-time ones.
@@ -40,15 +42,15 @@ from __future__ import annotations
 
 import re
 from importlib.metadata import EntryPoint, entry_points
+from typing import Annotated, Literal, get_args, get_origin
 
 import torch
 
 from benchmark.errors import BenchmarkError
-from benchmark.models.base import ModelInfo, RewardAdapter
+from benchmark.models.base import Check, RewardAdapter, protocol_members
 from benchmark.models.loading import ModelSource
 
 ENTRY_POINT_GROUP = "tension_bench.adapters"
-REWARD_TOKENS = ("last", "first", "last_response")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")   # what the results schema accepts after "plugin:"
 
 
@@ -61,27 +63,44 @@ def available_plugins() -> dict[str, EntryPoint]:
 
 
 def adapter_problems(adapter: object) -> list[str]:
-    """What keeps `adapter` from being usable by the engine and the probe (empty when fine)."""
-    if not isinstance(adapter, RewardAdapter):
-        members = ("info", "pad_token_id", "device", "encode", "score_batch", "probe_sites", "head")
-        missing = [m for m in members if not hasattr(adapter, m)]
+    """What keeps `adapter` from being usable by the engine and the probe (empty when fine): every
+    member `RewardAdapter` declares is checked, attributes against their declared types."""
+    attributes, methods = protocol_members(RewardAdapter)
+    missing = [name for name in (*attributes, *methods) if not hasattr(adapter, name)]
+    if missing:
         return [f"missing {', '.join(missing)}"]
-    problems = []
-    for method in ("encode", "score_batch", "probe_sites", "head"):
-        if not callable(getattr(adapter, method)):
-            problems.append(f"{method} is not callable")
-    if not isinstance(adapter.info, ModelInfo):
-        problems.append("info is not a benchmark.models.ModelInfo")
-    if not isinstance(adapter.device, torch.device):
-        problems.append("device is not a torch.device")
-    if not isinstance(adapter.pad_token_id, int) or isinstance(adapter.pad_token_id, bool):
-        problems.append("pad_token_id is not an int")
-    max_positions = getattr(adapter, "max_positions", None)
-    if not isinstance(max_positions, int) or isinstance(max_positions, bool) or max_positions < 1:
-        problems.append("max_positions is missing or not a positive int")
-    if getattr(adapter, "reward_token", None) not in REWARD_TOKENS:
-        problems.append(f"reward_token is missing or not one of {', '.join(REWARD_TOKENS)}")
+    problems = [f"{name} is not callable" for name in methods if not callable(getattr(adapter, name))]
+    problems += [f"{name} is not {_described(kind)}" for name, kind in attributes.items()
+                 if not _conforms(getattr(adapter, name), kind)]
     return problems
+
+
+def _conforms(value: object, kind) -> bool:
+    """Whether `value` is of the declared `kind`: a class, a Literal or an Annotated with Checks."""
+    if get_origin(kind) is Annotated:
+        base, *metadata = get_args(kind)
+        return _conforms(value, base) and all(m.holds(value) for m in metadata if isinstance(m, Check))
+    if get_origin(kind) is Literal:
+        return value in get_args(kind)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _described(kind) -> str:
+    """`kind` in the words of an error: "a positive int", "one of last, first", "a torch.device"."""
+    if get_origin(kind) is Annotated:
+        base, *metadata = get_args(kind)
+        words = " ".join([m.adjective for m in metadata if isinstance(m, Check)] + [_type_name(base)])
+    elif get_origin(kind) is Literal:
+        return f"one of {', '.join(map(str, get_args(kind)))}"
+    else:
+        words = _type_name(kind)
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+
+
+def _type_name(kind: type) -> str:
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def load_plugin(name: str, source: ModelSource, *, device: torch.device, dtype: torch.dtype,

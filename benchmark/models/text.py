@@ -32,12 +32,12 @@ def flatten_turns(turns: Sequence[dict]) -> str:
 
 
 class ConversationEncoder:
-    """Encodes conversations for one tokenizer. `reward_at` is "last" (decoders: t* is the final
+    """Encodes conversations for one tokenizer. `reward_token` is "last" (decoders: t* is the final
     token) or "first" (encoders: t* is [CLS])."""
 
-    def __init__(self, tokenizer, reward_at: str):
+    def __init__(self, tokenizer, reward_token: str):
         self.tokenizer = tokenizer
-        self.reward_at = reward_at
+        self.reward_token = reward_token
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
         self.pair_encoding = (not self.has_template and tokenizer.sep_token is not None
                               and tokenizer.cls_token is not None)
@@ -86,7 +86,7 @@ class ConversationEncoder:
             ids, types, turns = self._cut_prompt(turns, response, max_length)
         if len(ids) > max_length:  # the response alone does not fit: keep the end that t* reads
             ids, types = self._hard_cut(ids, types, max_length)
-        reward_index = len(ids) - 1 if self.reward_at == "last" else 0
+        reward_index = len(ids) - 1 if self.reward_token == "last" else 0
         return EncodedText(tuple(ids), reward_index, truncated, tuple(types) if types is not None else None)
 
     def _cut_prompt(self, turns, response, max_length):
@@ -107,7 +107,7 @@ class ConversationEncoder:
         return ids, types, turns
 
     def _hard_cut(self, ids, types, max_length):
-        if self.reward_at == "last":
+        if self.reward_token == "last":
             return ids[-max_length:], (types[-max_length:] if types is not None else None)
         keep = max_length - 1
         return ids[:1] + ids[-keep:], (types[:1] + types[-keep:] if types is not None else None)

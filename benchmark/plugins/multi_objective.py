@@ -16,11 +16,9 @@ from pathlib import Path
 import torch
 
 from benchmark.errors import BenchmarkError
-from benchmark.models.base import Batch, EncodedText, HeadFunction, ModelInfo, Prompt, ProbeSites
-from benchmark.models.classifier import _max_positions
-from benchmark.models.loading import (ensure_pad_token, load_config_and_tokenizer, load_model, ModelSource, template_sha256)
-from benchmark.models.sites import locate_probe_sites
-from benchmark.models.text import ConversationEncoder
+from benchmark.models.base import Batch, HeadFunction
+from benchmark.models.classifier import SequenceClassifierBase
+from benchmark.models.loading import ModelSource, is_sequence_classifier, load_config_and_tokenizer, load_model
 
 WEIGHTS_FILE = "tension_bench_weights.json"
 
@@ -76,25 +74,7 @@ class WeightedHead(torch.nn.Module):
         return self.logits(hidden).to(self.weights.dtype) @ self.weights
 
 
-class _EncoderLogits(torch.nn.Module):
-    """An encoder classifier's head (pooler if any, then classifier) as h_L[CLS] → K logits."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.pooler = getattr(model, "pooler", None) or getattr(model.base_model, "pooler", None)
-        self.classifier = model.classifier
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        sequence = hidden[:, None, :]
-        if self.pooler is not None:
-            return self.classifier(self.pooler(sequence))
-        try:  # RoBERTa-style heads read features[:, 0] themselves
-            return self.classifier(sequence)
-        except (RuntimeError, IndexError):
-            return self.classifier(hidden)
-
-
-class MultiObjectiveAdapter:
+class MultiObjectiveAdapter(SequenceClassifierBase):
     """Like ClassifierAdapter (which insists on one output), with a weighted K-output head."""
 
     def __init__(self, source: ModelSource, device: torch.device, dtype: torch.dtype,
@@ -103,50 +83,30 @@ class MultiObjectiveAdapter:
         from transformers import AutoModelForSequenceClassification
 
         config, tokenizer = load_config_and_tokenizer(source, trust_remote_code, allow_pickle)
-        if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+        if not is_sequence_classifier(config):
             raise BenchmarkError(f"{source.model_id} has no classification head; the multi-objective plugin "
                                  "needs a trained K-output sequence classifier")
         model = load_model(AutoModelForSequenceClassification, source, config, dtype=dtype,
                            trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
                            attn_implementation=attn_implementation)
         model.eval().to(device)
-        weights = torch.tensor(read_weights(source, model.config.num_labels), dtype=torch.float32, device=device)
-        self.model = model
-        self.tokenizer = tokenizer
-        self.device = device
-        self.weights = weights
-        self.pad_token_id = ensure_pad_token(tokenizer, model)
-        # Decoder classifiers (`score` head) read the last token; encoders read [CLS].
-        self.reward_at = "last" if hasattr(model, "score") else "first"
-        self.reward_token = self.reward_at
-        self.encoder = ConversationEncoder(tokenizer, self.reward_at)
-        self.max_positions = _max_positions(model.config, tokenizer)
-        logits = model.score if self.reward_at == "last" else _EncoderLogits(model)
-        self.weighted_head = WeightedHead(logits, weights)
-        self.info = ModelInfo(
-            id=source.model_id, revision=source.revision, kind="plugin:multi-objective",
-            architecture=config.architectures[0], n_parameters=sum(p.numel() for p in model.parameters()),
-            dtype=str(dtype).replace("torch.", ""), chat_template_sha256=template_sha256(tokenizer))
-
-    def encode(self, prompt: Prompt, response: str, max_length: int) -> EncodedText:
-        return self.encoder.encode(prompt, response, max_length)
+        self.weights = torch.tensor(read_weights(source, model.config.num_labels), dtype=torch.float32,
+                                    device=device)
+        super().__init__(source, model, tokenizer, device)
+        self.weighted_head = WeightedHead(self.output_head(), self.weights)
+        self.info = self.provenance(source, dtype, kind="plugin:multi-objective",
+                                    architecture=config.architectures[0])
 
     @torch.inference_mode()
     def score_batch(self, batch: Batch) -> torch.Tensor:
-        if self.reward_at == "last":
-            rows = torch.arange(batch.input_ids.shape[0], device=batch.input_ids.device)
-            out = self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                        use_cache=False)
-            return self.weighted_head(out[0][rows, batch.reward_positions])
-        kwargs = {"token_type_ids": batch.token_type_ids} if batch.token_type_ids is not None else {}
-        logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs).logits
-        return logits.to(self.weights.dtype) @ self.weights
-
-    def probe_sites(self) -> ProbeSites:
-        return locate_probe_sites(self.model)
+        return self.head_outputs(batch).to(self.weights.dtype) @ self.weights
 
     def head(self) -> HeadFunction:
-        return HeadFunction(module=self.weighted_head, apply=lambda module, hidden: module(hidden))
+        return HeadFunction(module=self.weighted_head, apply=_apply_module)
+
+
+def _apply_module(module: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    return module(hidden)
 
 
 def load(source: ModelSource, *, device: torch.device, dtype: torch.dtype, trust_remote_code: bool = False,
