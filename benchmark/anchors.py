@@ -388,7 +388,7 @@ def score_anchors(adapter, names: Sequence[str], *, anchors_dir: Path | None = N
                   max_length: int | None = None, progress: bool = True) -> dict:
     """The results document's `anchors` block for `names` (anchor names or "all"), every distinct
     text scored once through benchmark.engine."""
-    from benchmark.engine import build_text_table, encode_texts, rewards_by_pair, score_encoded
+    from benchmark.engine import score_pairs
 
     selected = resolve_names(names)
     if anchor_responses is not None and "xstest" not in selected:
@@ -415,20 +415,13 @@ def score_anchors(adapter, names: Sequence[str], *, anchors_dir: Path | None = N
     scored = [p for _, g in parsed if g is not None for p in g.pairs + (g.control.pairs if g.control else [])]
     rewards: dict[str, tuple[float, float]] = {}
     truncated_pairs: set[str] = set()
-    if len({p.id for p in scored}) != len(scored):  # rewards are keyed by id: a clash would mix pairs up
-        raise BenchmarkError("internal error: two anchor pairs share an id")
     if scored:
         if max_length is None:
             max_length = min(adapter.max_positions, 4096)
-        table = build_text_table(scored)
-        encoded = encode_texts(adapter, table.texts, max_length)
-        result = score_encoded(adapter, encoded, batch_size, progress=progress, desc="anchors")
-        if result.nan_texts:
-            raise BenchmarkError(f"{len(result.nan_texts)} anchor texts got a NaN reward; the model or dtype "
-                                 "is broken (try --dtype float32)")
-        rewards = rewards_by_pair(scored, table, result.rewards)
-        truncated_pairs = {p.id for p, c, r in zip(scored, table.chosen_index, table.rejected_index)
-                           if encoded[c].truncated or encoded[r].truncated}
+        done = score_pairs(adapter, scored, max_length, batch_size, progress=progress, desc="anchors",
+                           nan_message="{n} anchor texts got a NaN reward; the model or dtype is broken "
+                                       "(try --dtype float32)")
+        rewards, truncated_pairs = done.rewards, done.truncated
 
     block: dict[str, dict] = {}
     for spec, group in parsed:

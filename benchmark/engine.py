@@ -185,3 +185,28 @@ def score_encoded(adapter: RewardAdapter, encoded: Sequence[EncodedText], batch_
 def rewards_by_pair(pairs: Sequence[Pair], table: TextTable, text_rewards: np.ndarray) -> dict[str, tuple[float, float]]:
     return {p.id: (float(text_rewards[c]), float(text_rewards[r]))
             for p, c, r in zip(pairs, table.chosen_index, table.rejected_index)}
+
+
+@dataclass
+class PairScores:
+    """Both rewards of each pair, keyed by pair id, and the ids of pairs with a cut text."""
+    rewards: dict[str, tuple[float, float]]
+    truncated: set[str]
+    result: ScoreResult
+
+
+def score_pairs(adapter: RewardAdapter, pairs: Sequence[Pair], max_length: int, batch_size: int | str = "auto",
+                progress: bool = True, desc: str = "scoring", nan_message: str | None = None) -> PairScores:
+    """table → encode → score → rewards per pair, every distinct text once: the whole scoring
+    sequence for callers without evaluate's run cache, data parallelism or probe hooks (anchors,
+    verify). A NaN reward raises `nan_message` (when given) before anything is used."""
+    if len({p.id for p in pairs}) != len(pairs):   # rewards are keyed by id: a clash would mix pairs up
+        raise BenchmarkError("internal error: two pairs share an id")
+    table = build_text_table(pairs)
+    encoded = encode_texts(adapter, table.texts, max_length)
+    result = score_encoded(adapter, encoded, batch_size, progress=progress, desc=desc)
+    if result.nan_texts and nan_message is not None:
+        raise BenchmarkError(nan_message.format(n=len(result.nan_texts)))
+    truncated = {p.id for p, c, r in zip(pairs, table.chosen_index, table.rejected_index)
+                 if encoded[c].truncated or encoded[r].truncated}
+    return PairScores(rewards_by_pair(pairs, table, result.rewards), truncated, result)

@@ -315,12 +315,9 @@ def adapter_settings(run: RecordedRun, opts: VerifyOptions) -> dict:
 def rescore(adapter, pairs: Sequence[Pair], max_length: int, batch_size: int | str,
             progress: bool) -> dict[str, tuple[float, float]]:
     """Both rewards of each pair, through the engine evaluate uses."""
-    from benchmark.engine import build_text_table, encode_texts, rewards_by_pair, score_encoded
+    from benchmark.engine import score_pairs
 
-    table = build_text_table(pairs)
-    encoded = encode_texts(adapter, table.texts, max_length)
-    result = score_encoded(adapter, encoded, batch_size, progress=progress, desc="re-scoring")
-    return rewards_by_pair(pairs, table, result.rewards)
+    return score_pairs(adapter, pairs, max_length, batch_size, progress=progress, desc="re-scoring").rewards
 
 
 def run_verification(opts: VerifyOptions) -> Verification:

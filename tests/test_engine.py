@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmark.data import Pair
-from benchmark.engine import build_text_table, encode_texts, plan_batches, score_encoded
+from benchmark.engine import build_text_table, encode_texts, plan_batches, score_encoded, score_pairs
 from benchmark.models import load_adapter
 
 TEXTS = [
@@ -93,6 +93,21 @@ def test_engine_reports_truncated_count(tiny_model_dirs):
     encoded = encode_texts(adapter, [("word " * 200, "ok"), ("hi", "ok")], 48)
     result = score_encoded(adapter, encoded, 2, progress=False)
     assert result.truncated == 1 and np.isfinite(result.rewards).all()
+
+
+def test_score_pairs_keys_both_rewards_by_pair_and_names_cut_pairs(tiny_model_dirs):
+    adapter = load_adapter(str(tiny_model_dirs["qwen2"]), device="cpu")
+    pairs = [Pair("rh-0001", "refuse_harmful", "drugs", "word " * 200, "no", "yes", "refusal", "compliance",
+                  None, None, "test"),
+             Pair("rh-0002", "refuse_harmful", "drugs", "short", "no", "yes", "refusal", "compliance",
+                  None, None, "test")]
+    done = score_pairs(adapter, pairs, 48, 2, progress=False)
+    encoded = encode_texts(adapter, [("short", "no"), ("short", "yes")], 48)
+    alone = score_encoded(adapter, encoded, 1, progress=False).rewards
+    assert done.truncated == {"rh-0001"}
+    assert done.rewards["rh-0002"] == pytest.approx(tuple(alone), abs=1e-4)
+    with pytest.raises(Exception, match="two pairs share an id"):
+        score_pairs(adapter, pairs + pairs[:1], 48, 2, progress=False)
 
 
 def test_device_map_auto_loads_and_scores_the_same(tiny_model_dirs):
