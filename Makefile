@@ -101,8 +101,14 @@ verify: $(STAMP)
 	HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false $(BIN)/tension-bench verify $(FILE) --model $(MODEL) $(if $(REVISION),--revision $(REVISION)) \
 	  $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(SALT),--salt $(SALT))
 
+# The engine against a RewardBench-style loop: the MiniLM mixed reference over the whole test split
+# (train it first: `make demo`), then SmolLM2-135M (`make smollm2`; its trained mixed reference when
+# there is one) on the first 24 pairs of every subset without the probe (CPU time).
+SMOLLM2_BENCH = $(if $(wildcard $(REFERENCE_DIR)/smollm2-mixed-s0/model.safetensors),$(REFERENCE_DIR)/smollm2-mixed-s0,.cache/smollm2-135m)
 bench: $(STAMP)
 	$(OFFLINE) $(BIN)/python benchmarks/bench.py
+	@$(MAKE) --no-print-directory smollm2
+	$(OFFLINE) $(BIN)/python benchmarks/bench.py --model $(SMOLLM2_BENCH) --limit 24 --skip-probe --skip-memory
 
 clean:
 	rm -rf results .cache .pytest_cache

