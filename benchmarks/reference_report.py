@@ -81,6 +81,35 @@ def verdict(diff: dict) -> str:
     return f"{d:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]: mixed is {'below' if d < 0 else 'above'}"
 
 
+def subsample_paper_text(paper_h: dict, paper_s: dict) -> str:
+    """SmolLM2's cross-model Jaccard from probe runs on the first 24 pairs of every subset, with the
+    same figure restricted to the trained blocks and to the frozen ones (identical weights in both
+    models, so there the overlap measures only the two text sets)."""
+    import numpy as np
+
+    from benchmark.probe_stats import unpack_units
+
+    overlaps = {(a, b): o for a, b, o in cross_model_overlaps(paper_h, paper_s)}
+    headline, same_texts = overlaps[("helpful", "harmless")], overlaps[("helpful", "helpful")]
+    total, per_block = paper_h["total_units"], paper_h["units_per_block"]
+    trained_from = int(np.sum(per_block[:-2]))
+    a = np.asarray(unpack_units(paper_h["helpful_set"], total))
+    b = np.asarray(unpack_units(paper_s["harmless_set"], total))
+    a, b = (set(np.flatnonzero(x).tolist()) if x.dtype == bool else set(x.tolist()) for x in (a, b))
+
+    def jaccard(keep) -> float:
+        x, y = {u for u in a if keep(u)}, {u for u in b if keep(u)}
+        return len(x & y) / max(1, len(x | y))
+
+    return (f"On SmolLM2-135M, from probe runs on the first 24 pairs of every subset ({paper_h['texts']['helpful']} "
+            f"helpful-side and {paper_h['texts']['harmless']} harmless-side texts; the full rows above ran without the probe), the same comparison gives "
+            f"**{headline.jaccard:.3f}** (chance {headline.jaccard_chance:.3f}) beside the paper's 0.70 for that "
+            f"family. It is not the paper's experiment: 28 of the 30 blocks are frozen and identical in both "
+            f"models, so the two models on the same texts agree at {same_texts.jaccard:.3f}; in the frozen "
+            f"blocks the helpful-vs-harmless figure is {jaccard(lambda u: u < trained_from):.3f} (the two text "
+            f"sets alone), in the two trained blocks {jaccard(lambda u: u >= trained_from):.3f}.")
+
+
 def main() -> None:
     families = {name: load_family(pattern, required=(name == "MiniLM")) for name, pattern in FAMILIES.items()}
     families = {name: docs for name, docs in families.items() if docs is not None}
@@ -134,6 +163,10 @@ def main() -> None:
     within = {o: docs[o]["probe"]["paper"]["jaccard"] for o in OBJECTIVES}
     smollm2 = families.get("SmolLM2-135M")
     smollm2_paper = ""
+    subsample = [SEED_RESULTS / f"tension-bench__reference-smollm2-{o}-probe24.json" for o in ("helpful", "harmless")]
+    if smollm2 is not None and all(path.is_file() for path in subsample) and not all(d.get("probe") for d in smollm2.values()):
+        small = [json.loads(path.read_text(encoding="utf-8"))["probe"]["paper"] for path in subsample]
+        smollm2_paper = " " + subsample_paper_text(*small)
     smollm2_reading = ""
     if smollm2 is not None:
         s2 = {o: smollm2[o]["scores"] for o in OBJECTIVES}
@@ -157,9 +190,10 @@ def main() -> None:
     elif all(d.get("probe") for d in smollm2.values()):
         smollm2_probe = "Evaluated with the probe."
     else:
-        smollm2_probe = ("Evaluated without the probe: on 2 CPU cores the probe on a 135M decoder takes hours "
+        smollm2_probe = ("Evaluated without the probe: on 2 CPU cores the probe on a 135M decoder would add an estimated hour "
                          "per model (`make reference-smollm2 PROBE=1 DEVICE=cuda` on a GPU machine), so the "
-                         "probe rows and the paper's Jaccard below are MiniLM's only.")
+                         "probe rows below are MiniLM's only, and SmolLM2's paper Jaccard comes from probe "
+                         "runs on a subsample.")
     text = f"""# Reference reward models: the paper's experiment in miniature
 
 arXiv 2606.13209 trains reward models on helpfulness only, harmlessness only, and both, and reports
