@@ -109,11 +109,12 @@ verify: $(STAMP)
 	  $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(SALT),--salt $(SALT))
 
 # The engine against a RewardBench-style loop: the MiniLM mixed reference over the whole test split
-# (train it first: `make demo`), then SmolLM2-135M (`make smollm2`; its trained mixed reference when
+# (trained here when missing, as `make demo` does), then SmolLM2-135M (`make smollm2`; its trained mixed reference when
 # there is one) on the first 24 pairs of every subset without the probe (CPU time).
 SMOLLM2_BENCH = $(if $(wildcard $(REFERENCE_DIR)/smollm2-mixed-s0/model.safetensors),$(REFERENCE_DIR)/smollm2-mixed-s0,.cache/smollm2-135m)
 bench: $(STAMP)
-	$(OFFLINE) $(BIN)/python benchmarks/bench.py
+	$(OFFLINE) $(BIN)/tension-bench train-reference --objective mixed --seed 0 --output $(REFERENCE_DIR)/mixed-s0 --quiet
+	$(OFFLINE) $(BIN)/python benchmarks/bench.py --model $(REFERENCE_DIR)/mixed-s0
 	@$(MAKE) --no-print-directory smollm2
 	$(OFFLINE) $(BIN)/python benchmarks/bench.py --model $(SMOLLM2_BENCH) --limit 24 --skip-probe --skip-memory
 
