@@ -192,7 +192,6 @@ class PairScores:
     """Both rewards of each pair, keyed by pair id, and the ids of pairs with a cut text."""
     rewards: dict[str, tuple[float, float]]
     truncated: set[str]
-    result: ScoreResult
 
 
 def score_pairs(adapter: RewardAdapter, pairs: Sequence[Pair], max_length: int, batch_size: int | str = "auto",
@@ -209,4 +208,4 @@ def score_pairs(adapter: RewardAdapter, pairs: Sequence[Pair], max_length: int, 
         raise BenchmarkError(nan_message.format(n=len(result.nan_texts)))
     truncated = {p.id for p, c, r in zip(pairs, table.chosen_index, table.rejected_index)
                  if encoded[c].truncated or encoded[r].truncated}
-    return PairScores(rewards_by_pair(pairs, table, result.rewards), truncated, result)
+    return PairScores(rewards_by_pair(pairs, table, result.rewards), truncated)

@@ -118,19 +118,11 @@ def train_reference(objective: str, output: Path, seed: int = 0, data_dir: Path 
     fingerprint = prompt_sets_sha256(pairs)
     settings = {"config": asdict(config), "train_sha256": fingerprint}
     output = Path(output)
-    marker = output / CONFIG_FILE
-    if reuse and marker.is_file():
-        try:
-            saved = json.loads(marker.read_text(encoding="utf-8"))
-        except ValueError:
-            saved = {}
-        if saved.get("settings") == settings and (output / "model.safetensors").is_file():
-            print(f"reusing the trained {objective} reference model in {output}", file=sys.stderr)
-            return saved
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BenchmarkError(f"cannot create {output.parent}: {exc.strerror or exc}") from None
+    saved = trained_with(output, settings) if reuse else None
+    if saved is not None:
+        print(f"reusing the trained {objective} reference model in {output}", file=sys.stderr)
+        return saved
+    make_parent(output)
 
     torch.manual_seed(config.seed)
     model, tokenizer = _load_base(config.seed)
@@ -171,15 +163,47 @@ def train_reference(objective: str, output: Path, seed: int = 0, data_dir: Path 
 
     summary = {
         "objective": objective, "settings": settings, "examples": n_examples, "pool_pairs": len(pool),
-        "first_loss": float(np.mean(losses[: max(1, len(losses) // 10)])),
-        "last_loss": float(np.mean(losses[-max(1, len(losses) // 10):])),
+        **loss_summary(losses),
         "seconds": round(time.perf_counter() - started, 1),
     }
+    save_trained(output, model, tokenizer, model_card(config, summary), summary)
+    return summary
+
+
+def trained_with(output: Path, settings: dict) -> dict | None:
+    """The saved summary of the model in `output` when it was trained with exactly `settings`
+    (same configuration, data and base), else None: train it."""
+    marker = output / CONFIG_FILE
+    if not marker.is_file():
+        return None
+    try:
+        saved = json.loads(marker.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    return saved if saved.get("settings") == settings and (output / "model.safetensors").is_file() else None
+
+
+def make_parent(output: Path) -> None:
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchmarkError(f"cannot create {output.parent}: {exc.strerror or exc}") from None
+
+
+def loss_summary(losses: Sequence[float]) -> dict:
+    """Mean loss over the first and the last tenth of the steps."""
+    tenth = max(1, len(losses) // 10)
+    return {"first_loss": float(np.mean(losses[:tenth])), "last_loss": float(np.mean(losses[-tenth:]))}
+
+
+def save_trained(output: Path, model, tokenizer, card: str, summary: dict) -> None:
+    """save_pretrained (safetensors), the tokenizer, the model card and the summary, staged next to
+    `output` and renamed into place: a kill leaves the old folder or the new one, never half."""
     staging = Path(tempfile.mkdtemp(prefix=output.name + ".", dir=output.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        atomic_write_text(staging / "README.md", model_card(config, summary))
+        atomic_write_text(staging / "README.md", card)
         atomic_write_json(staging / CONFIG_FILE, summary)
         if output.exists():
             shutil.rmtree(output)
@@ -187,7 +211,6 @@ def train_reference(objective: str, output: Path, seed: int = 0, data_dir: Path 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return summary
 
 
 def model_card(config: TrainConfig, summary: dict) -> str:

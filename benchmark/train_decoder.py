@@ -17,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,8 +29,9 @@ from tqdm.auto import tqdm
 
 from benchmark.data import Pair, load_pairs, prompt_sets_sha256
 from benchmark.errors import BenchmarkError
-from benchmark.jsonio import atomic_write_json, atomic_write_text
-from benchmark.train import CONFIG_FILE, OBJECTIVES, example_order, objective_pool
+from benchmark.jsonio import atomic_write_bytes
+from benchmark.train import (OBJECTIVES, example_order, loss_summary, make_parent, objective_pool, save_trained,
+                             trained_with)
 
 SMOLLM2_BASE = "smollm2-135m"
 SMOLLM2_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -59,6 +58,11 @@ def default_base_dir() -> Path:
     return checkpoint_paths().classifier
 
 
+def require_checkpoint(base_dir: Path) -> None:
+    if not (Path(base_dir) / "config.json").is_file():
+        raise BenchmarkError(f"no decoder checkpoint in {base_dir}; build SmolLM2-135M with `make smollm2`")
+
+
 def _folder_digest(folder: Path) -> str:
     """Identifies a base checkpoint cheaply: its config and the weight files' sizes and mtimes."""
     h = hashlib.sha256()
@@ -80,8 +84,7 @@ def load_base(base_dir: Path, seed: int):
     from benchmark.models.text import ConversationEncoder
 
     base_dir = Path(base_dir)
-    if not (base_dir / "config.json").is_file():
-        raise BenchmarkError(f"no decoder checkpoint in {base_dir}; build SmolLM2-135M with `make smollm2`")
+    require_checkpoint(base_dir)
     hf_logging.set_verbosity_error()
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, use_safetensors=True,
@@ -152,7 +155,7 @@ def trunk_outputs(model, encoded: Sequence, start: int, pad_token_id: int, batch
 def load_or_build_trunk(model, encoded, start: int, pad_token_id: int, key: str, cache_root: Path,
                         progress: bool) -> list[torch.Tensor]:
     """Trunk outputs from the shared cache (safetensors), computed and stored when missing."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     path = Path(cache_root) / f"{key}.safetensors"
     lengths = [len(e.input_ids) for e in encoded]
@@ -164,16 +167,7 @@ def load_or_build_trunk(model, encoded, start: int, pad_token_id: int, key: str,
         except Exception:   # a damaged cache file is recomputed, never trusted
             pass
     states = trunk_outputs(model, encoded, start, pad_token_id, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    import os
-
-    os.close(fd)
-    try:
-        save_file({"hidden": torch.cat(states), "lengths": torch.tensor(lengths, dtype=torch.long)}, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_bytes(path, save({"hidden": torch.cat(states), "lengths": torch.tensor(lengths, dtype=torch.long)}))
     return states
 
 
@@ -225,24 +219,15 @@ def train_decoder_reference(objective: str, output: Path, base_dir: Path | None 
         pairs = load_pairs("train", data_dir)
     steps = step_batches(pairs, objective, config)
     fingerprint = prompt_sets_sha256(pairs)
-    if not (base_dir / "config.json").is_file():
-        raise BenchmarkError(f"no decoder checkpoint in {base_dir}; build SmolLM2-135M with `make smollm2`")
+    require_checkpoint(base_dir)
     base_digest = _folder_digest(base_dir)
     settings = {"config": asdict(config), "train_sha256": fingerprint, "base_digest": base_digest}
     output = Path(output)
-    marker = output / CONFIG_FILE
-    if reuse and marker.is_file():
-        try:
-            saved = json.loads(marker.read_text(encoding="utf-8"))
-        except ValueError:
-            saved = {}
-        if saved.get("settings") == settings and (output / "model.safetensors").is_file():
-            print(f"reusing the trained {objective} reference model in {output}", file=sys.stderr)
-            return saved
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BenchmarkError(f"cannot create {output.parent}: {exc.strerror or exc}") from None
+    saved = trained_with(output, settings) if reuse else None
+    if saved is not None:
+        print(f"reusing the trained {objective} reference model in {output}", file=sys.stderr)
+        return saved
+    make_parent(output)
 
     started = time.perf_counter()
     model, tokenizer, encoder, pad = load_base(base_dir, config.seed)
@@ -292,23 +277,11 @@ def train_decoder_reference(objective: str, output: Path, base_dir: Path | None 
         "trained_blocks": list(range(top.start, len(model.model.layers))),
         "n_blocks": len(model.model.layers),
         "truncated_texts": sum(e.truncated for e in encoded),
-        "first_loss": float(np.mean(losses[: max(1, len(losses) // 10)])),
-        "last_loss": float(np.mean(losses[-max(1, len(losses) // 10):])),
+        **loss_summary(losses),
         "trunk_seconds": round(trunk_seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    staging = Path(tempfile.mkdtemp(prefix=output.name + ".", dir=output.parent))
-    try:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        atomic_write_text(staging / "README.md", model_card(config, summary))
-        atomic_write_json(staging / CONFIG_FILE, summary)
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    save_trained(output, model, tokenizer, model_card(config, summary), summary)
     return summary
 
 

